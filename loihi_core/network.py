@@ -1,0 +1,200 @@
+"""The spiking-network description shared by conversion, mapping, emulation and the app.
+
+A :class:`SpikingNetwork` is what :func:`loihi_core.convert.convert` makes of a Keras model
+and a tuned config. It follows the NengoDL Converter's semantics so that users' numbers
+carry over:
+
+* every Keras nonlinearity becomes a :class:`NeuronLayer` (a nengo ``Ensemble``): its
+  neurons get ``gain = scale_firing_rates``, ``bias = keras_bias * scale_firing_rates``
+  and ``amplitude = neuron.amplitude / scale_firing_rates``;
+* every weighted Keras layer feeding a neuron layer becomes a :class:`Connection` into it
+  (``dense`` or ``conv``); pooling is folded into these weights by the converter;
+* the network input is a host-side node; the first neuron layer normally runs off chip and
+  turns the input into spikes, as in the NengoDL/NengoLoihi tutorial;
+* layers after the last neuron layer form the off-chip :class:`Readout`, computed on the
+  host from the synapse-filtered output of the last neuron layer.
+
+Everything here is plain data (NumPy arrays, tuples, floats): no Keras, no nengo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from .neurons import NeuronType
+
+ConnectionKind = Literal["dense", "conv"]
+
+
+@dataclass
+class NeuronLayer:
+    """One population of neurons (one Keras layer with a nonlinearity).
+
+    Attributes
+    ----------
+    name
+        The Keras layer name (unique in the model); the key used in the tuned config.
+    shape
+        Output shape without the batch axis: ``(rows, cols, channels)`` or ``(n,)``.
+        Neuron ``i`` is element ``i`` of the C-order (channels-last) flattening.
+    neuron
+        The neuron type (with its own ``amplitude``, usually 1).
+    gain
+        Input gain, equal to the layer's ``scale_firing_rates``; uniform over the layer.
+    bias
+        Per-neuron bias current in nengo units (``keras_bias * gain``), float64, shape ``(n,)``.
+    amplitude
+        Output amplitude of one spike, ``neuron.amplitude / gain``.
+    on_chip
+        Whether the layer runs on Loihi (``False`` for the host-side input layer).
+    synapse
+        Lowpass time constant (s) applied on connections *out of* this layer; ``None`` = none.
+    block_shape
+        The per-core tile of ``shape`` requested by the config, or ``None`` (automatic).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    neuron: NeuronType
+    gain: float
+    bias: np.ndarray
+    amplitude: float
+    on_chip: bool
+    synapse: float | None
+    block_shape: tuple[int, ...] | None = None
+
+    @property
+    def n_neurons(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def scale_firing_rates(self) -> float:
+        return self.gain
+
+
+@dataclass
+class Connection:
+    """Weights from one population (or the input node) into a neuron layer.
+
+    The input to neuron ``j`` of ``post`` is ``gain_post * (W applied to pre's output)_j + bias_j``.
+
+    Attributes
+    ----------
+    pre
+        Name of the presynaptic :class:`NeuronLayer`, or :attr:`SpikingNetwork.input_name`.
+    post
+        Name of the postsynaptic :class:`NeuronLayer`.
+    kind
+        ``"dense"``: ``weights`` has shape ``(n_pre, n_post)`` (Keras ``Dense`` orientation,
+        rows in the pre layer's flattening order).
+        ``"conv"``: ``weights`` is a Keras kernel ``(kh, kw, c_in, c_out)`` (cross-correlation),
+        applied with ``strides`` and ``padding`` to a ``pre_shape = (H, W, c_in)`` input.
+    weights
+        float32 array; pooling and folded BatchNormalization are already included.
+    strides, padding
+        Conv only: ``(sr, sc)`` and ``"valid"`` or ``"same"``.
+    pre_shape, post_shape
+        Shapes of the pre output and post layer (without batch axis).
+    synapse
+        Lowpass tau (s) on this connection, ``None`` = no filter. It is the pre layer's
+        ``synapse`` (NengoDL puts the synapse on connections out of spiking layers).
+    """
+
+    pre: str
+    post: str
+    kind: ConnectionKind
+    weights: np.ndarray
+    pre_shape: tuple[int, ...]
+    post_shape: tuple[int, ...]
+    strides: tuple[int, int] = (1, 1)
+    padding: str = "valid"
+    synapse: float | None = None
+
+    def padding_amounts(self) -> tuple[int, int]:
+        """Top/left zero padding of a conv, as Keras/TensorFlow pick it for ``"same"``."""
+        if self.kind != "conv" or self.padding == "valid":
+            return (0, 0)
+        kh, kw = self.weights.shape[:2]
+        (h, w), (oh, ow) = self.pre_shape[:2], self.post_shape[:2]
+        sr, sc = self.strides
+        return (max((oh - 1) * sr + kh - h, 0) // 2, max((ow - 1) * sc + kw - w, 0) // 2)
+
+
+@dataclass
+class Readout:
+    """The off-chip output computation that follows the last neuron layer.
+
+    ``output = activation(filtered(amplitude * spikes / dt of pre) @ weights + bias)`` where
+    ``filtered`` is the pre layer's synapse. With ``weights is None`` the output is the
+    filtered, amplitude-scaled activity of ``pre`` itself (the model ends in a neuron layer).
+
+    Attributes
+    ----------
+    name
+        The Keras name of the output layer.
+    pre
+        The neuron layer it reads.
+    weights, bias
+        Dense weights ``(n_pre, n_out)`` and bias ``(n_out,)`` (float32), or ``None``.
+    activation
+        ``None`` or ``"softmax"`` (monotonic, so predictions are unchanged).
+    shape
+        Output shape (without batch axis).
+    """
+
+    name: str
+    pre: str
+    weights: np.ndarray | None
+    bias: np.ndarray | None
+    shape: tuple[int, ...]
+    activation: str | None = None
+
+
+@dataclass
+class SpikingNetwork:
+    """A converted network: input node → neuron layers (topological order) → readout.
+
+    Attributes
+    ----------
+    input_name, input_shape
+        The Keras input layer's name and shape (without batch axis).
+    layers
+        Neuron layers in topological order (insertion order of the dict).
+    connections
+        All connections into neuron layers, in topological order of their ``post``.
+    readout
+        The off-chip output computation.
+    dt
+        Simulation time step (s).
+    presentation_steps
+        Steps each image is shown for.
+    notes
+        Human-readable remarks from conversion (substitutions made, folded layers), shown by
+        ``loihi-studio inspect`` and the app.
+    """
+
+    input_name: str
+    input_shape: tuple[int, ...]
+    layers: dict[str, NeuronLayer]
+    connections: list[Connection]
+    readout: Readout
+    dt: float = 0.001
+    presentation_steps: int = 30
+    notes: list[str] = field(default_factory=list)
+
+    def connections_into(self, post: str) -> list[Connection]:
+        return [c for c in self.connections if c.post == post]
+
+    def connections_from(self, pre: str) -> list[Connection]:
+        return [c for c in self.connections if c.pre == pre]
+
+    @property
+    def on_chip_layers(self) -> list[NeuronLayer]:
+        return [layer for layer in self.layers.values() if layer.on_chip]
+
+    @property
+    def off_chip_layers(self) -> list[NeuronLayer]:
+        return [layer for layer in self.layers.values() if not layer.on_chip]
