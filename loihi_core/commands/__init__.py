@@ -1,0 +1,1 @@
+"""Subcommands of the ``loihi-studio`` CLI: one module each, with ``register`` and ``run``."""
