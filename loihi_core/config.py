@@ -255,7 +255,7 @@ def load_config(source: str | Path | Mapping | TunedConfig | None) -> TunedConfi
         return source
     if isinstance(source, Mapping):
         return TunedConfig.from_dict(source)
-    if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith("{")):
+    if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(("{", "["))):
         path = Path(source)
         try:
             text = path.read_text(encoding="utf-8")

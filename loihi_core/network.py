@@ -54,6 +54,10 @@ class NeuronLayer:
         Lowpass time constant (s) applied on connections *out of* this layer; ``None`` = none.
     block_shape
         The per-core tile of ``shape`` requested by the config, or ``None`` (automatic).
+    keras_layers
+        The Keras layers folded into this neuron layer, in order (pooling before it, the
+        weighted layer, a folded BatchNormalization, the activation layer); ``name`` is the
+        last one, whose Keras output equals this layer's rate-mode output.
     """
 
     name: str
@@ -65,6 +69,7 @@ class NeuronLayer:
     on_chip: bool
     synapse: float | None
     block_shape: tuple[int, ...] | None = None
+    keras_layers: tuple[str, ...] = ()
 
     @property
     def n_neurons(self) -> int:
@@ -97,7 +102,9 @@ class Connection:
     strides, padding
         Conv only: ``(sr, sc)`` and ``"valid"`` or ``"same"``.
     pre_shape, post_shape
-        Shapes of the pre output and post layer (without batch axis).
+        Shapes of the pre output and post layer (without batch axis). ``pre_shape`` may be a
+        view of the pre layer's shape (a Keras Reshape/Flatten between them): the C-order
+        flattening, hence neuron numbering, is the same.
     synapse
         Lowpass tau (s) on this connection, ``None`` = no filter. It is the pre layer's
         ``synapse`` (NengoDL puts the synapse on connections out of spiking layers).
@@ -143,6 +150,9 @@ class Readout:
         ``None`` or ``"softmax"`` (monotonic, so predictions are unchanged).
     shape
         Output shape (without batch axis).
+    keras_layers
+        The Keras layers this readout computes (Dense, folded pooling/BatchNormalization,
+        views, softmax).
     """
 
     name: str
@@ -151,6 +161,7 @@ class Readout:
     bias: np.ndarray | None
     shape: tuple[int, ...]
     activation: str | None = None
+    keras_layers: tuple[str, ...] = ()
 
 
 @dataclass
@@ -174,6 +185,13 @@ class SpikingNetwork:
     notes
         Human-readable remarks from conversion (substitutions made, folded layers), shown by
         ``loihi-studio inspect`` and the app.
+    layer_roles
+        What each Keras layer became (``"neuron layer (13, 13, 32)"``, ``"folded into
+        'conv1'"``, ``"readout (host)"`` ...), by Keras name, in model order.
+    max_pool_substituted
+        Names of MaxPooling2D layers replaced by average pooling (an approximation).
+    model_sha256
+        SHA-256 of the ``.keras`` file converted (``None`` for an in-memory model).
     """
 
     input_name: str
@@ -184,6 +202,9 @@ class SpikingNetwork:
     dt: float = 0.001
     presentation_steps: int = 30
     notes: list[str] = field(default_factory=list)
+    layer_roles: dict[str, str] = field(default_factory=dict)
+    max_pool_substituted: list[str] = field(default_factory=list)
+    model_sha256: str | None = None
 
     def connections_into(self, post: str) -> list[Connection]:
         return [c for c in self.connections if c.post == post]
