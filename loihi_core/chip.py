@@ -19,6 +19,7 @@ Conventions follow nengo-loihi 1.1.0 (see ``shared/spec/loihi-semantics.md``):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -144,6 +145,7 @@ class Block:
     out_axons: int = 0
     core: int = -1
     chip: int = -1
+    float_compartments: Any = None
 
     @property
     def n_compartments(self) -> int:
@@ -171,6 +173,14 @@ class Block:
         """Names of the resources this block uses beyond the per-core limit."""
         return [k for k, (used, limit) in self.utilization().items() if used > limit]
 
+    def to_dict(self) -> dict:
+        """The block's row of ``loihi-studio map --json`` (and of the app's heatmap)."""
+        return {"layer": self.layer, "index": self.index, "origin": list(self.origin),
+                "extent": list(self.extent), "compartments": self.n_compartments,
+                "in_axons": self.in_axons, "out_axons": self.out_axons,
+                "synapse_bits": self.synapse_bits, "core": self.core, "chip": self.chip,
+                "over_limit": self.overflows()}
+
 
 @dataclass
 class ChipModel:
@@ -190,6 +200,9 @@ class ChipModel:
     network: object
     blocks: list[Block]
     errors: list[str] = field(default_factory=list)
+    block_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    host_layers: list[str] = field(default_factory=list)
+    n_chips_available: int = MAX_CHIPS
 
     @property
     def n_cores(self) -> int:
@@ -201,3 +214,32 @@ class ChipModel:
 
     def blocks_of(self, layer: str) -> list[Block]:
         return [b for b in self.blocks if b.layer == layer]
+
+    @property
+    def chip_layers(self) -> list[str]:
+        """Names of the on-chip layers, in network order."""
+        return list(dict.fromkeys(b.layer for b in self.blocks))
+
+    def utilization_matrix(self) -> "np.ndarray":
+        """``(n_cores, 4)`` fraction of each resource used per core (the heatmap data)."""
+        return np.array([[b.utilization()[r][0] / RESOURCE_LIMITS[r] for r in RESOURCES]
+                         for b in self.blocks], dtype=np.float64).reshape(-1, len(RESOURCES))
+
+    def summary(self) -> dict:
+        """Totals per layer and per resource (JSON-able)."""
+        layers = {}
+        for name in self.chip_layers:
+            bl = self.blocks_of(name)
+            layers[name] = {
+                "block_shape": list(self.block_shapes.get(name, ())), "n_blocks": len(bl),
+                **{r: max(b.utilization()[r][0] for b in bl) for r in RESOURCES}}
+        return {"n_cores": self.n_cores, "n_chips": self.n_chips, "layers": layers,
+                "peak_utilization": {r: float(self.utilization_matrix()[:, i].max(initial=0.0))
+                                     for i, r in enumerate(RESOURCES)}}
+
+    def to_dict(self) -> dict:
+        """The document ``loihi-studio map --json`` prints."""
+        return {"blocks": [b.to_dict() for b in self.blocks], "n_cores": self.n_cores,
+                "n_chips": self.n_chips, "block_shapes": {k: list(v) for k, v in self.block_shapes.items()},
+                "host_layers": list(self.host_layers), "limits": dict(RESOURCE_LIMITS),
+                "errors": list(self.errors)}

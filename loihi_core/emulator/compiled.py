@@ -1,0 +1,192 @@
+"""Flatten a :class:`~loihi_core.chip.ChipModel` into the arrays the emulator kernels run on.
+
+Every on-chip compartment gets a global index (blocks concatenated in build order, as
+NengoLoihi's emulator does). A spike source — a compartment, or a neuron of the off-chip
+input layer — has a list of *fan-out entries*; an entry names the first compartment its
+weight row lands on (``block offset + axon base``) and the row of weights/indices to add.
+This is NengoLoihi's axon → synapse → weight-set indirection resolved once, ahead of time,
+so the inner loop is a plain sparse scatter-add.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..chip import ChipModel
+from ..network import SpikingNetwork
+
+
+@dataclass
+class CompiledChip:
+    """Integer arrays of a mapped network (see the module docstring).
+
+    Attributes
+    ----------
+    decay_u, decay_v, vth, bias, refract, vmin, vmax
+        Per-compartment registers (int64).
+    comp_fan_ptr, host_fan_ptr
+        CSR pointers of the fan-out entries of each compartment / host input neuron.
+    fan_dest, fan_row
+        Per entry: the compartment where its row's indices start, and the row.
+    row_ptr, row_idx, row_w
+        Weight rows: indices (relative to ``fan_dest``) and integer weights.
+    layer_names, layer_offsets
+        On-chip layers and their compartment ranges ``layer_offsets[i]:layer_offsets[i+1]``
+        (compartments of a layer are contiguous; ``comp_neuron`` maps them to neuron ids).
+    comp_neuron
+        Layer-neuron id of every compartment.
+    probe_row, probe_weights
+        Readout: compartment → row of ``probe_weights`` (``-1`` = not read), and the
+        ``(n_rows, n_out)`` chip → host weights ``W · amplitude / dt``.
+    host_layer
+        The off-chip layer whose spikes drive the chip.
+    """
+
+    decay_u: np.ndarray
+    decay_v: np.ndarray
+    vth: np.ndarray
+    bias: np.ndarray
+    refract: np.ndarray
+    vmin: np.ndarray
+    vmax: np.ndarray
+    comp_fan_ptr: np.ndarray
+    host_fan_ptr: np.ndarray
+    fan_dest: np.ndarray
+    fan_row: np.ndarray
+    row_ptr: np.ndarray
+    row_idx: np.ndarray
+    row_w: np.ndarray
+    layer_names: list[str]
+    layer_offsets: np.ndarray
+    comp_neuron: np.ndarray
+    probe_row: np.ndarray
+    probe_weights: np.ndarray
+    host_layer: str
+    n_host: int
+
+    @property
+    def n_compartments(self) -> int:
+        return int(self.vth.size)
+
+    @property
+    def n_out(self) -> int:
+        return int(self.probe_weights.shape[1])
+
+    def layer_slice(self, name: str) -> slice:
+        i = self.layer_names.index(name)
+        return slice(int(self.layer_offsets[i]), int(self.layer_offsets[i + 1]))
+
+
+def _csr(n_sources: int, src: np.ndarray, dest: np.ndarray, row: np.ndarray):
+    order = np.argsort(src, kind="stable")
+    counts = np.bincount(src, minlength=n_sources)
+    ptr = np.zeros(n_sources + 1, np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    return ptr, dest[order], row[order]
+
+
+def compile_chip(chip: ChipModel) -> CompiledChip:
+    """Resolve the chip's routing into flat arrays (see :class:`CompiledChip`)."""
+    network: SpikingNetwork = chip.network
+    if any(b.compartments is None for b in chip.blocks):
+        raise ValueError("the chip model is not discretized; map it with discretize=True")
+    if chip.errors:
+        raise ValueError("the chip model has over-limit blocks and cannot run: "
+                         + "; ".join(chip.errors))
+    blocks = chip.blocks
+    sizes = np.array([b.n_compartments for b in blocks], np.int64)
+    block_off = np.concatenate([[0], np.cumsum(sizes)])
+    n = int(block_off[-1])
+
+    def cat(get):
+        return np.concatenate([np.broadcast_to(np.asarray(get(b), np.int64), b.n_compartments)
+                               for b in blocks]) if blocks else np.zeros(0, np.int64)
+
+    # compartments of each layer, and of each layer neuron
+    layer_names = chip.chip_layers
+    comp_of_neuron: dict[str, np.ndarray] = {}
+    layer_offsets = [0]
+    for name in layer_names:
+        layer = network.layers[name]
+        idx = np.full(layer.n_neurons, -1, np.int64)
+        for k, b in enumerate(blocks):
+            if b.layer == name:
+                idx[b.neuron_ids] = block_off[k] + np.arange(b.n_compartments)
+        comp_of_neuron[name] = idx
+        layer_offsets.append(int(max(block_off[k + 1] for k, b in enumerate(blocks) if b.layer == name)))
+    host_layer = chip.host_layers[-1]
+    n_host = network.layers[host_layer].n_neurons
+
+    # weight rows and fan-out entries
+    row_ptr_parts, idx_parts, w_parts = [], [], []
+    n_rows = 0
+    host_src, host_dest, host_row = [], [], []
+    comp_src, comp_dest, comp_row = [], [], []
+    for k, b in enumerate(blocks):
+        for syn in b.synapses:
+            set_row0 = np.zeros(len(syn.weights) + 1, np.int64)
+            for s, (w, ind) in enumerate(zip(syn.weights, syn.indices)):
+                set_row0[s + 1] = set_row0[s] + w.shape[0]
+                for atom in range(w.shape[0]):
+                    row_ptr_parts.append(w.shape[1])
+                    idx_parts.append(np.asarray(ind[atom], np.int64))
+                    w_parts.append(np.asarray(w[atom], np.int64))
+            set_row0 += n_rows
+            n_rows = int(set_row0[-1])
+            pre_neurons = np.nonzero(syn.pre_axon >= 0)[0]
+            axons = syn.pre_axon[pre_neurons]
+            bases = syn.axon_base[axons]
+            used = bases >= 0
+            pre_neurons, axons, bases = pre_neurons[used], axons[used], bases[used]
+            dest = block_off[k] + bases
+            row = set_row0[syn.axon_weight_set[axons]] + syn.pre_atom[pre_neurons]
+            if syn.pre == host_layer:
+                host_src.append(pre_neurons)
+                host_dest.append(dest)
+                host_row.append(row)
+            else:
+                comp_src.append(comp_of_neuron[syn.pre][pre_neurons])
+                comp_dest.append(dest)
+                comp_row.append(row)
+    row_ptr = np.zeros(n_rows + 1, np.int64)
+    np.cumsum(np.asarray(row_ptr_parts, np.int64), out=row_ptr[1:])
+    row_idx = np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.int64)
+    row_w = np.concatenate(w_parts) if w_parts else np.zeros(0, np.int64)
+
+    def gather(parts):
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    comp_fan_ptr, c_dest, c_row = _csr(n, gather(comp_src), gather(comp_dest), gather(comp_row))
+    host_fan_ptr, h_dest, h_row = _csr(n_host, gather(host_src), gather(host_dest), gather(host_row))
+    fan_dest = np.concatenate([c_dest, h_dest])
+    fan_row = np.concatenate([c_row, h_row])
+    host_fan_ptr = host_fan_ptr + len(c_dest)
+
+    # readout: the last on-chip layer's spikes, through W · amplitude / dt
+    readout = network.readout
+    last = network.layers[readout.pre]
+    if not last.on_chip:
+        raise ValueError(f"the readout reads {readout.pre!r}, which is not on chip")
+    weights = (np.eye(last.n_neurons) if readout.weights is None
+               else np.asarray(readout.weights, np.float64))
+    probe_weights = weights * (last.amplitude / network.dt)
+    probe_row = np.full(n, -1, np.int64)
+    sl = comp_of_neuron[readout.pre]
+    probe_row[sl] = np.arange(last.n_neurons)
+    comp_neuron = np.zeros(n, np.int64)
+    for name in layer_names:
+        c = comp_of_neuron[name]
+        comp_neuron[c] = np.arange(c.size)
+
+    return CompiledChip(
+        decay_u=cat(lambda b: b.compartments.decay_u), decay_v=cat(lambda b: b.compartments.decay_v),
+        vth=cat(lambda b: b.compartments.vth), bias=cat(lambda b: b.compartments.bias),
+        refract=cat(lambda b: b.compartments.refract_delay), vmin=cat(lambda b: b.compartments.vmin),
+        vmax=cat(lambda b: b.compartments.vmax), comp_fan_ptr=comp_fan_ptr,
+        host_fan_ptr=host_fan_ptr, fan_dest=fan_dest, fan_row=fan_row, row_ptr=row_ptr,
+        row_idx=row_idx, row_w=row_w, layer_names=layer_names,
+        layer_offsets=np.asarray(layer_offsets, np.int64), comp_neuron=comp_neuron,
+        probe_row=probe_row, probe_weights=np.ascontiguousarray(probe_weights),
+        host_layer=host_layer, n_host=n_host)

@@ -1,0 +1,716 @@
+"""Core mapping: cut each on-chip layer into blocks (one per core), build their synapses
+and axons, count the four per-core resources exactly, discretize, and allocate cores.
+
+The rules follow NengoLoihi 1.1.0 (``shared/spec/loihi-semantics.md`` §4–§5), so that the
+utilization numbers, and the integer blocks the emulator runs, equal the reference:
+
+* a layer's ``block_shape`` is a tile of its output shape; tiles are taken in C order
+  (last dimension fastest), edge tiles are smaller, compartments inside a tile are in
+  row-major order of the tile. A layer that fits in one tile keeps its unsplit synapse;
+* a dense connection is a *discrete* synapse: one axon per presynaptic neuron, one weight
+  row per axon (no index bits);
+* a conv connection is a *population* synapse: one axon per input pixel, the channel rides
+  along as the atom, and axons with the same taps and index pattern share one weight set
+  (never expanded to a dense matrix). Compartment bases must be < 256, so big blocks
+  duplicate weight sets for every 256-multiple;
+* after splitting, identical weight rows of a block (same float32 bytes and indices) are
+  stored once, as NengoLoihi does.
+
+:func:`map_to_chip` returns a :class:`~loihi_core.chip.ChipModel`; :func:`auto_block_shapes`
+finds, for every layer, the tile that fits with the fewest cores.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import discretize as dz
+from .chip import (CORES_PER_CHIP, MAX_CHIPS, RESOURCE_LIMITS, RESOURCES, Block, BlockSynapse,
+                   ChipModel, Compartments)
+from .errors import ConfigError, ConversionError, DiscretizationError, MappingError
+from .network import Connection, NeuronLayer, SpikingNetwork
+from .neurons import LIFRate, RectifiedLinear
+
+#: Hardware base field of population synapses: compartment bases must be below this.
+MAX_BASE = 256
+
+
+# ---------------------------------------------------------------------------------------
+# tiles
+# ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Tile:
+    """A sub-box of a layer's output: ``origin[d] .. origin[d] + extent[d]``."""
+
+    origin: tuple[int, ...]
+    extent: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.extent))
+
+
+def check_block_shape(layer_name: str, shape: tuple[int, ...], block_shape: Any) -> tuple[int, ...]:
+    """Validate ``block_shape`` for a layer of ``shape``; returns it as a tuple.
+
+    Raises :class:`ConfigError` naming ``layers.<name>.block_shape``.
+    """
+    path = f"layers.{layer_name}.block_shape"
+    try:
+        bs = tuple(block_shape)
+    except TypeError:
+        raise ConfigError([(path, f"expected a list of positive ints, got {block_shape!r}")]) from None
+    if (len(bs) != len(shape) or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                         and v > 0 for v in bs)):
+        raise ConfigError([(path, f"expected {len(shape)} positive ints for a {tuple(shape)} layer, "
+                                  f"got {list(bs)}")])
+    return tuple(int(v) for v in bs)
+
+
+def tile_layer(shape: tuple[int, ...], block_shape: tuple[int, ...]) -> list[Tile]:
+    """Cut ``shape`` into tiles of ``block_shape`` (C order; edge tiles are smaller)."""
+    ranges = [range(0, n, s) for n, s in zip(shape, block_shape)]
+    return [Tile(tuple(origin), tuple(min(s, n - o) for o, s, n in zip(origin, block_shape, shape)))
+            for origin in itertools.product(*ranges)]
+
+
+def tile_neuron_ids(shape: tuple[int, ...], tile: Tile) -> np.ndarray:
+    """Layer-neuron ids of a tile's compartments, in row-major order of the tile."""
+    full = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
+    return full[tuple(slice(o, o + e) for o, e in zip(tile.origin, tile.extent))].ravel()
+
+
+def n_tiles(shape: tuple[int, ...], block_shape: tuple[int, ...]) -> int:
+    return int(np.prod([-(-n // s) for n, s in zip(shape, block_shape)]))
+
+
+# ---------------------------------------------------------------------------------------
+# connection geometry
+# ---------------------------------------------------------------------------------------
+
+class ConvGeometry:
+    """Which outputs each input pixel of a conv reaches (per row and per column).
+
+    For input row ``i``, the strided output rows it feeds are ``row_lo[i] .. row_hi[i]``
+    (empty when ``lo > hi``), through kernel tap ``a = i + pad_r - y * stride_r``.
+    """
+
+    def __init__(self, conn: Connection):
+        self.H, self.W, self.C = conn.pre_shape
+        self.OH, self.OW, self.F = conn.post_shape
+        self.kr, self.kc = conn.weights.shape[:2]
+        self.sr, self.sc = conn.strides
+        self.pad_r, self.pad_c = conn.padding_amounts()
+        self.row_lo, self.row_hi = self._ranges(self.H, self.OH, self.kr, self.sr, self.pad_r)
+        self.col_lo, self.col_hi = self._ranges(self.W, self.OW, self.kc, self.sc, self.pad_c)
+
+    @staticmethod
+    def _ranges(n_in, n_out, k, s, pad):
+        i = np.arange(n_in)
+        lo = np.maximum(i + pad - k + 1, 0)
+        hi = np.minimum(i + pad, (n_out - 1) * s)
+        return -(-lo // s), np.floor_divide(hi, s)
+
+    @property
+    def n_pixels(self) -> int:
+        return self.H * self.W
+
+
+def _tile_ranges(tile: Tile, n_dims: int) -> tuple[tuple[int, int], ...]:
+    return tuple((tile.origin[d], tile.origin[d] + tile.extent[d]) for d in range(n_dims))
+
+
+def conv_block_axons(geom: ConvGeometry, tile: Tile, whole: bool = False):
+    """The pixel axons of one conv block, with each axon's weight-set key and base.
+
+    Returns ``(pixels, keys, bases)`` in pixel order. A key ``(a0, nr, b0, nc, q)`` names
+    the first kernel taps and the numbers of rows/cols reached, and ``q`` the index offset
+    (a multiple of 256); axons with equal keys have identical weights and indices.
+    With ``whole`` (an unsplit layer) every pixel is an axon; unused ones get base ``-1``.
+    """
+    (r0, r1), (c0, c1), (f0, f1) = _tile_ranges(tile, 3)
+    ext_c, ext_f = c1 - c0, f1 - f0
+    # per input row/col: the output range inside the tile
+    ylo = np.maximum(geom.row_lo, r0)
+    yhi = np.minimum(geom.row_hi, r1 - 1)
+    xlo = np.maximum(geom.col_lo, c0)
+    xhi = np.minimum(geom.col_hi, c1 - 1)
+    rows = np.nonzero(ylo <= yhi)[0]
+    cols = np.nonzero(xlo <= xhi)[0]
+    pixels, keys, bases = [], [], []
+    if whole:
+        row_ok = ylo <= yhi
+        col_ok = xlo <= xhi
+        for i in range(geom.H):
+            for j in range(geom.W):
+                pixels.append(i * geom.W + j)
+                if not (row_ok[i] and col_ok[j]):
+                    keys.append(None)
+                    bases.append(-1)
+                    continue
+                first = ((int(ylo[i]) - r0) * ext_c + (int(xlo[j]) - c0)) * ext_f
+                base = first % MAX_BASE
+                keys.append((int(i + geom.pad_r - ylo[i] * geom.sr), int(yhi[i] - ylo[i] + 1),
+                             int(j + geom.pad_c - xlo[j] * geom.sc), int(xhi[j] - xlo[j] + 1),
+                             first - base))
+                bases.append(base)
+        return pixels, keys, bases
+    row_info = [(int(i), int(i + geom.pad_r - ylo[i] * geom.sr), int(yhi[i] - ylo[i] + 1),
+                 (int(ylo[i]) - r0) * ext_c) for i in rows]
+    col_info = [(int(j), int(j + geom.pad_c - xlo[j] * geom.sc), int(xhi[j] - xlo[j] + 1),
+                 int(xlo[j]) - c0) for j in cols]
+    W = geom.W
+    for i, a0, nr, roff in row_info:
+        for j, b0, nc, coff in col_info:
+            first = (roff + coff) * ext_f
+            base = first % MAX_BASE
+            pixels.append(i * W + j)
+            keys.append((a0, nr, b0, nc, first - base))
+            bases.append(base)
+    return pixels, keys, bases
+
+
+def conv_weight_set(kernel: np.ndarray, geom: ConvGeometry, tile: Tile, key) -> tuple[np.ndarray, np.ndarray]:
+    """Weights ``(C, nr*nc*F_tile)`` and indices of the weight set named by ``key``.
+
+    Columns run over (output row, output col, channel) of the tile; ``kernel`` is the
+    Loihi-scaled float32 kernel ``(kr, kc, C, F)``.
+    """
+    a0, nr, b0, nc, q = key
+    (_, _), (c0, c1), (f0, f1) = _tile_ranges(tile, 3)
+    ext_c, ext_f = c1 - c0, f1 - f0
+    taps_r = a0 - geom.sr * np.arange(nr)
+    taps_c = b0 - geom.sc * np.arange(nc)
+    sub = kernel[taps_r][:, taps_c][:, :, :, f0:f1]  # (nr, nc, C, nf)
+    weights = np.ascontiguousarray(sub.transpose(2, 0, 1, 3).reshape(geom.C, -1))
+    idx = (q + (np.arange(nr)[:, None, None] * ext_c + np.arange(nc)[None, :, None]) * ext_f
+           + np.arange(ext_f)[None, None, :]).ravel()
+    indices = np.ascontiguousarray(np.broadcast_to(idx, weights.shape), dtype=np.int32)
+    return weights, indices
+
+
+# ---------------------------------------------------------------------------------------
+# float weights and compartments
+# ---------------------------------------------------------------------------------------
+
+def loihi_weights(conn: Connection, pre: NeuronLayer, post: NeuronLayer, dt: float) -> np.ndarray:
+    """The connection's weights in chip units, float32 as NengoLoihi stores them.
+
+    A spike of ``pre`` is worth ``amplitude_pre / dt`` and the post neurons multiply their
+    input by ``gain_post``: ``W / dt * amplitude_pre * gain_post``.
+    """
+    w = np.asarray(conn.weights, np.float64)
+    w = w / dt if conn.kind == "conv" else w * (1.0 / dt)
+    return ((w * pre.amplitude) * post.gain).astype(np.float32)
+
+
+def float_compartments(layer: NeuronLayer, synapse_tau: float | None, dt: float,
+                       ids: np.ndarray) -> dz.FloatCompartments:
+    """Float compartment parameters of the neurons ``ids`` of an on-chip layer."""
+    n = len(ids)
+    neuron = layer.neuron
+    decay_u = dz.decay_from_tau(synapse_tau, dt)
+    if not decay_u > 0.5 / 4096:
+        raise DiscretizationError(
+            f"layer {layer.name!r}: synapse tau {synapse_tau} s is too long for Loihi's 12-bit "
+            f"current decay (needs tau < {-dt / math.log1p(-0.5 / 4096):.3g} s); use a shorter "
+            f"synapse")
+    if isinstance(neuron, LIFRate):
+        decay_v = np.float32(-np.expm1(-dt / neuron.tau_rc))
+        if not decay_v > 0.5 / 4096:
+            raise DiscretizationError(
+                f"layer {layer.name!r}: tau_rc {neuron.tau_rc} s is too long for Loihi's 12-bit "
+                f"voltage decay; use a shorter tau_rc")
+        vth, scale_v = np.float32(1.0), True
+        refract = int(round(neuron.tau_ref / dt)) + 1
+        vmin = float(getattr(neuron, "min_voltage", 0.0))
+    elif isinstance(neuron, RectifiedLinear):
+        decay_v, vth, scale_v, refract, vmin = np.float32(0.0), np.float32(1.0 / dt), False, 1, 0.0
+    else:  # pragma: no cover - every neuron type is one of the two families
+        raise ConversionError(f"layer {layer.name!r}: neuron type {neuron.name} cannot run on "
+                              f"Loihi", layer=layer.name)
+    bias = np.asarray(layer.bias, np.float64)[ids].astype(np.float32)
+    return dz.FloatCompartments(
+        vth=np.full(n, vth, np.float32), bias=bias, decay_u=np.full(n, decay_u, np.float32),
+        decay_v=np.full(n, decay_v, np.float32), refract_delay=np.full(n, refract, np.int64),
+        scale_u=True, scale_v=scale_v, vmin=vmin, vmax=math.inf)
+
+
+# ---------------------------------------------------------------------------------------
+# synapses of one block
+# ---------------------------------------------------------------------------------------
+
+def _idx_fields(indices: list[np.ndarray]) -> int:
+    max_index = max((int(i.max()) for i in indices if i.size), default=0)
+    return dz.idx_bits_field(max_index)
+
+
+def _finish_synapse(syn: BlockSynapse, compressed: bool) -> BlockSynapse:
+    syn.idx_bits = _idx_fields(syn.indices)
+    bpw = dz.WEIGHT_BITS + (0 if compressed else dz.real_idx_bits(syn.idx_bits))
+    syn.bits = int(sum(dz.weight_set_bits(w.size, bpw) for w in syn.weights_float))
+    return syn
+
+
+def dense_block_synapse(pre: str, weights: np.ndarray, ids: np.ndarray, whole: bool) -> BlockSynapse:
+    """Discrete synapse into the block ``ids``: one weight row per presynaptic neuron."""
+    n_pre = weights.shape[0]
+    if whole:
+        sets = [weights[a][None, :] for a in range(n_pre)]
+        indices = [np.arange(weights.shape[1], dtype=np.int32)[None, :]] * n_pre
+        ws_map = np.arange(n_pre, dtype=np.int32)
+    else:
+        rows = np.ascontiguousarray(weights[:, ids])
+        seen: dict[bytes, int] = {}
+        ws_map = np.empty(n_pre, np.int32)
+        sets = []
+        for a in range(n_pre):
+            k = rows[a].tobytes()
+            if k not in seen:
+                seen[k] = len(sets)
+                sets.append(rows[a][None, :])
+            ws_map[a] = seen[k]
+        indices = [np.arange(len(ids), dtype=np.int32)[None, :]] * len(sets)
+    syn = BlockSynapse(pre=pre, kind="dense", pre_axon=np.arange(n_pre, dtype=np.int32),
+                       pre_atom=np.zeros(n_pre, np.int32), axon_base=np.zeros(n_pre, np.int32),
+                       axon_weight_set=ws_map, weights_float=sets, indices=indices, pop_type=0)
+    return _finish_synapse(syn, compressed=True)
+
+
+def conv_block_synapse(pre: str, kernel: np.ndarray, geom: ConvGeometry, tile: Tile,
+                       whole: bool) -> BlockSynapse:
+    """Population synapse into one conv block (see :func:`conv_block_axons`)."""
+    pixels, keys, bases = conv_block_axons(geom, tile, whole)
+    built: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    set_of_key: dict[tuple, int] = {}
+    by_bytes: dict[tuple[bytes, bytes], int] = {}
+    sets, indices = [], []
+    ws_map = np.full(len(pixels), -1, np.int32)
+    for a, key in enumerate(keys):
+        if key is None:
+            continue
+        if key not in set_of_key:
+            w, idx = built[key] = conv_weight_set(kernel, geom, tile, key)
+            # unsplit layers share sets by tap pattern; split blocks by exact content
+            byte_key = (key,) if whole else (w.tobytes(), idx.tobytes())
+            if byte_key not in by_bytes:
+                by_bytes[byte_key] = len(sets)
+                sets.append(w)
+                indices.append(idx)
+            set_of_key[key] = by_bytes[byte_key]
+        ws_map[a] = set_of_key[key]
+    n_pre = geom.n_pixels * geom.C
+    pixel_axon = np.full(geom.n_pixels, -1, np.int32)
+    pixel_axon[np.asarray(pixels, np.int64)] = np.arange(len(pixels), dtype=np.int32)
+    neuron = np.arange(n_pre)
+    syn = BlockSynapse(pre=pre, kind="conv", pre_axon=pixel_axon[neuron // geom.C],
+                       pre_atom=(neuron % geom.C).astype(np.int32),
+                       axon_base=np.asarray(bases, np.int32), axon_weight_set=ws_map,
+                       weights_float=sets, indices=indices, pop_type=32)
+    return _finish_synapse(syn, compressed=False)
+
+
+# ---------------------------------------------------------------------------------------
+# the network's chip layers
+# ---------------------------------------------------------------------------------------
+
+def chip_layers(network: SpikingNetwork) -> tuple[list[NeuronLayer], list[NeuronLayer]]:
+    """``(host_layers, chip_layers)``: the off-chip prefix and the on-chip rest.
+
+    Raises :class:`ConversionError` for placements the chip cannot run: an on-chip first
+    layer (the input must become spikes on the host), an off-chip layer after an on-chip
+    one, a layer with two inputs, or no layer on chip.
+    """
+    layers = list(network.layers.values())
+    host = []
+    for layer in layers:
+        if layer.on_chip:
+            break
+        host.append(layer)
+    chip = layers[len(host):]
+    if not chip:
+        raise ConversionError(
+            "no neuron layer is on chip; set \"on_chip\": true on the layers after the first")
+    if not host:
+        first = layers[0]
+        raise ConversionError(
+            f"the first neuron layer {first.name!r} is on chip, but the input must be turned "
+            f"into spikes on the host: set layers.{first.name}.on_chip to false",
+            layer=first.name)
+    for layer in chip:
+        if not layer.on_chip:
+            raise ConversionError(
+                f"layer {layer.name!r} is off chip but comes after on-chip layers; only the "
+                f"leading layers can run on the host: set layers.{layer.name}.on_chip to true",
+                layer=layer.name)
+        if not layer.neuron.on_chip_capable:
+            raise ConversionError(
+                f"layer {layer.name!r} uses {layer.neuron.name} neurons, which cannot run on "
+                f"Loihi; use LoihiSpikingRectifiedLinear or LoihiLIF", layer=layer.name)
+        conns = network.connections_into(layer.name)
+        if len(conns) != 1:
+            raise ConversionError(f"layer {layer.name!r} has {len(conns)} incoming connections; "
+                                  f"the mapper handles exactly one", layer=layer.name)
+    return host, chip
+
+
+@dataclass
+class _LayerMapping:
+    layer: NeuronLayer
+    conn: Connection
+    block_shape: tuple[int, ...]
+    tiles: list[Tile]
+    kernel: np.ndarray
+    geom: ConvGeometry | None
+
+
+def _resolve_block_shapes(network: SpikingNetwork, chip: list[NeuronLayer],
+                          block_shapes: Mapping[str, Any] | None, auto: bool) -> dict[str, tuple]:
+    requested = {}
+    for layer in chip:
+        bs = (block_shapes or {}).get(layer.name, layer.block_shape)
+        if bs is not None and not auto:
+            requested[layer.name] = check_block_shape(layer.name, layer.shape, bs)
+    missing = [layer.name for layer in chip if layer.name not in requested]
+    if missing:
+        found = auto_block_shapes(network, fixed=requested)
+        for name in missing:
+            requested[name] = found[name]
+    return requested
+
+
+def map_to_chip(network: SpikingNetwork, block_shapes: Mapping[str, Any] | None = None, *,
+                auto_block_shapes: bool = False, n_chips: int | None = None,
+                raise_on_overflow: bool = True, discretize: bool = True) -> ChipModel:
+    """Map the on-chip layers of ``network`` onto Loihi cores.
+
+    Parameters
+    ----------
+    network
+        The converted network (:func:`loihi_core.convert.convert`).
+    block_shapes
+        Per-layer block shapes overriding the network's (``layer.block_shape``); layers
+        with none get the automatic shape (the whole layer when it fits on one core).
+    auto_block_shapes
+        Ignore every given block shape and choose all of them automatically.
+    n_chips
+        Board size (1..32 chips); ``None`` uses as many chips as needed (up to 32).
+    raise_on_overflow
+        Raise :class:`MappingError` for the first block over a per-core limit (default);
+        with ``False`` the over-limit blocks are listed in ``ChipModel.errors`` instead
+        (what the app's heatmap shows).
+    discretize
+        Also compute the integer parameters (needed by the emulator and exports).
+
+    Raises
+    ------
+    MappingError
+        Naming the layer, the resource, used vs max, and a block shape that fits.
+    """
+    host, chip = chip_layers(network)
+    shapes = _resolve_block_shapes(network, chip, block_shapes, auto_block_shapes)
+    dt = float(network.dt)
+    plans = []
+    for layer in chip:
+        conn = network.connections_into(layer.name)[0]
+        pre = network.layers[conn.pre]
+        kernel = loihi_weights(conn, pre, layer, dt)
+        geom = ConvGeometry(conn) if conn.kind == "conv" else None
+        plans.append(_LayerMapping(layer, conn, shapes[layer.name],
+                                   tile_layer(layer.shape, shapes[layer.name]), kernel, geom))
+
+    blocks: list[Block] = []
+    for plan in plans:
+        whole = len(plan.tiles) == 1
+        tau = plan.conn.synapse
+        for k, tile in enumerate(plan.tiles):
+            ids = tile_neuron_ids(plan.layer.shape, tile)
+            if plan.geom is not None:
+                syn = conv_block_synapse(plan.conn.pre, plan.kernel, plan.geom, tile, whole)
+            else:
+                syn = dense_block_synapse(plan.conn.pre, plan.kernel, ids, whole)
+            block = Block(layer=plan.layer.name, index=k, origin=tile.origin, extent=tile.extent,
+                          neuron_ids=ids, synapses=[syn])
+            block.float_compartments = float_compartments(plan.layer, tau, dt, ids)
+            blocks.append(block)
+
+    _count_out_axons(blocks)
+    model = ChipModel(network=network, blocks=blocks, block_shapes=shapes,
+                      host_layers=[h.name for h in host])
+    _validate(model, raise_on_overflow)
+    _allocate(model, n_chips, raise_on_overflow)
+    if discretize:
+        for block in model.blocks:
+            _discretize_block(block)
+    return model
+
+
+def _count_out_axons(blocks: list[Block]) -> None:
+    """Output axon slots of every block: distinct target axons per target synapse
+    (pop32 population synapses cost two slots per axon)."""
+    by_layer: dict[str, list[Block]] = {}
+    for b in blocks:
+        by_layer.setdefault(b.layer, []).append(b)
+    for b in blocks:
+        b.out_axons = 0
+    for target in blocks:
+        for syn in target.synapses:
+            for src in by_layer.get(syn.pre, []):
+                axons = syn.pre_axon[src.neuron_ids]
+                n = np.unique(axons[axons >= 0]).size
+                src.out_axons += n * (2 if syn.pop_type == 32 else 1)
+
+
+def _discretize_block(block: Block) -> None:
+    label = f"layer {block.layer!r} block {block.index}"
+    all_sets = [w for s in block.synapses for w in s.weights_float]
+    disc = dz.discretize_compartments(block.float_compartments, all_sets, label)
+    for syn in block.synapses:
+        syn.weights, syn.weight_exp = dz.discretize_weight_sets(syn.weights_float, disc)
+    block.compartments = Compartments(
+        vth=disc.vth, bias=disc.bias, decay_u=disc.decay_u, decay_v=disc.decay_v,
+        refract_delay=disc.refract_delay, vmin=disc.vmin, vmax=disc.vmax,
+        info={"w_max": disc.w_max, "w_exp": disc.w_exp, "v_scale": disc.v_scale,
+              "b_scale": disc.b_scale, "w_scale": disc.w_scale})
+
+
+# ---------------------------------------------------------------------------------------
+# limits, allocation
+# ---------------------------------------------------------------------------------------
+
+_RESOURCE_WORDS = {"compartments": "compartments", "in_axons": "input axons",
+                   "out_axons": "output axons", "synapse_bits": "synapse bits"}
+
+
+def _validate(model: ChipModel, raise_on_overflow: bool) -> None:
+    model.errors = []
+    reported = set()
+    for block in model.blocks:
+        if any(syn.idx_bits < 0 for syn in block.synapses) and (block.layer, "index") not in reported:
+            reported.add((block.layer, "index"))
+            msg = (f"layer {block.layer!r} block {block.index}: synapse indices need more than 12 "
+                   f"bits (the block spans too many compartments); use a smaller block_shape")
+            model.errors.append(msg)
+            if raise_on_overflow:
+                raise MappingError(msg, layer=block.layer, resource="synapse_bits",
+                                   suggestion=_suggestion(model.network, block.layer,
+                                                          model.block_shapes))
+        for resource in block.overflows():
+            used, limit = block.utilization()[resource]
+            key = (block.layer, resource)
+            if key in reported:
+                continue
+            reported.add(key)
+            suggestion = _suggestion(model.network, block.layer, model.block_shapes)
+            hint = (f"; try block_shape {list(suggestion)} (or use automatic block shapes)"
+                    if suggestion else "; no block shape of this layer fits: reduce the layer")
+            msg = (f"layer {block.layer!r} block {block.index} of block_shape "
+                   f"{list(model.block_shapes[block.layer])}: {_RESOURCE_WORDS[resource]} "
+                   f"{used} exceed the per-core max {limit}{hint}")
+            model.errors.append(msg)
+            if raise_on_overflow:
+                raise MappingError(msg, layer=block.layer, resource=resource, used=used,
+                                   limit=limit, suggestion=suggestion)
+
+
+def _suggestion(network: SpikingNetwork, layer: str, shapes: Mapping[str, tuple]) -> tuple | None:
+    fixed = {k: v for k, v in shapes.items() if k != layer}
+    try:
+        return auto_block_shapes(network, fixed=fixed, only=[layer])[layer]
+    except MappingError:
+        return None
+
+
+def _allocate(model: ChipModel, n_chips: int | None, raise_on_overflow: bool) -> None:
+    """One block per core, cores filled chip by chip (128 cores a chip)."""
+    limit = MAX_CHIPS if n_chips is None else int(n_chips)
+    if not 1 <= limit <= MAX_CHIPS:
+        raise ConfigError([("n_chips", f"expected a board size of 1 to {MAX_CHIPS} chips, got {n_chips}")])
+    for i, block in enumerate(model.blocks):
+        block.chip, block.core = divmod(i, CORES_PER_CHIP)
+    needed = -(-len(model.blocks) // CORES_PER_CHIP)
+    model.n_chips_available = limit
+    if needed > limit:
+        msg = (f"the network needs {len(model.blocks)} cores = {needed} chips, but the board has "
+               f"{limit} chip{'s' if limit > 1 else ''} ({limit * CORES_PER_CHIP} cores): use "
+               f"larger block shapes or a bigger board (n_chips)")
+        model.errors.append(msg)
+        if raise_on_overflow:
+            raise MappingError(msg, resource="cores", used=len(model.blocks),
+                               limit=limit * CORES_PER_CHIP)
+
+
+# ---------------------------------------------------------------------------------------
+# automatic block shapes
+# ---------------------------------------------------------------------------------------
+
+def _candidate_sizes(n: int) -> list[int]:
+    """Tile sizes along an axis of ``n`` that give distinct tilings (largest first)."""
+    return sorted({-(-n // k) for k in range(1, n + 1)}, reverse=True)
+
+
+class _LayerCounter:
+    """Exact-or-conservative resource counts of a layer's blocks for a candidate tiling.
+
+    In-axons and compartments are exact; synapse bits count weight sets by tap pattern,
+    an upper bound of the exact count (content-identical sets are merged on the chip).
+    """
+
+    def __init__(self, network: SpikingNetwork, layer: NeuronLayer):
+        self.layer = layer
+        self.conn = network.connections_into(layer.name)[0]
+        self.geom = ConvGeometry(self.conn) if self.conn.kind == "conv" else None
+        self.n_pre = int(np.prod(self.conn.pre_shape))
+
+    def in_usage(self, tile: Tile, whole: bool) -> tuple[int, int]:
+        """``(in_axons, synapse_bits)`` of one block."""
+        if self.geom is None:
+            return self.n_pre, self.n_pre * dz.weight_set_bits(tile.size, dz.WEIGHT_BITS)
+        g = self.geom
+        pixels, keys, _ = conv_block_axons(g, tile, whole)
+        sizes: dict[tuple, int] = {}
+        max_index = 0
+        ext_c, ext_f = tile.extent[1], tile.extent[2]
+        for key in keys:
+            if key is None or key in sizes:
+                continue
+            a0, nr, b0, nc, q = key
+            sizes[key] = g.C * nr * nc * ext_f
+            max_index = max(max_index, q + ((nr - 1) * ext_c + nc - 1) * ext_f + ext_f - 1)
+        field = dz.idx_bits_field(max_index)
+        bpw = dz.WEIGHT_BITS + dz.real_idx_bits(field)
+        bits = sum(dz.weight_set_bits(n, bpw) for n in sizes.values())
+        if field < 0:
+            bits = dz.CHUNK_WEIGHTS * RESOURCE_LIMITS["synapse_bits"]  # never fits
+        return len(pixels), bits
+
+
+def _out_axons_per_tile(counter_next: _LayerCounter | None, next_tiles: list[Tile] | None,
+                        shape: tuple[int, ...], tile: Tile) -> int:
+    """Output slots of a block of ``tile`` toward the next layer's blocks."""
+    if counter_next is None:
+        return 0
+    if counter_next.geom is None:
+        return len(next_tiles) * tile.size
+    g = counter_next.geom
+    whole = len(next_tiles) == 1
+    total = 0
+    # pixels of this tile: rows/cols of the next conv's input (its channels ride as atoms)
+    if tuple(counter_next.conn.pre_shape) == tuple(shape):
+        (r0, r1), (c0, c1) = _tile_ranges(tile, 2)
+        rows, cols = np.arange(r0, r1), np.arange(c0, c1)
+        for nt in next_tiles:
+            if whole:
+                total += 2 * rows.size * cols.size
+                continue
+            (y0, y1), (x0, x1) = _tile_ranges(nt, 2)
+            ok_r = (np.maximum(g.row_lo[rows], y0) <= np.minimum(g.row_hi[rows], y1 - 1)).sum()
+            ok_c = (np.maximum(g.col_lo[cols], x0) <= np.minimum(g.col_hi[cols], x1 - 1)).sum()
+            total += 2 * int(ok_r) * int(ok_c)
+        return total
+    # a flat layer viewed as an image by the next conv: count its distinct pixels
+    ids = tile_neuron_ids(shape, tile)
+    pix = np.unique(ids // g.C)
+    i, j = pix // g.W, pix % g.W
+    for nt in next_tiles:
+        if whole:
+            total += 2 * pix.size
+            continue
+        (y0, y1), (x0, x1) = _tile_ranges(nt, 2)
+        ok = ((np.maximum(g.row_lo[i], y0) <= np.minimum(g.row_hi[i], y1 - 1))
+              & (np.maximum(g.col_lo[j], x0) <= np.minimum(g.col_hi[j], x1 - 1)))
+        total += 2 * int(ok.sum())
+    return total
+
+
+def _evaluate(counter: _LayerCounter, shape: tuple, block_shape: tuple, next_counter,
+              next_tiles) -> tuple[bool, float]:
+    """Whether every block of the tiling fits, and its peak utilization fraction."""
+    tiles = tile_layer(shape, block_shape)
+    whole = len(tiles) == 1
+    peak = 0.0
+    cache: dict[tuple, tuple[int, int]] = {}
+    for tile in tiles:
+        if tile.size > RESOURCE_LIMITS["compartments"]:
+            return False, math.inf
+        key = (tile.origin[:-1], tile.extent) if len(shape) == 3 else (tile.extent,)
+        if counter.geom is None:
+            key = (tile.size,)
+        if key not in cache:
+            cache[key] = counter.in_usage(tile, whole)
+        in_axons, bits = cache[key]
+        out = _out_axons_per_tile(next_counter, next_tiles, shape, tile)
+        used = {"compartments": tile.size, "in_axons": in_axons, "out_axons": out,
+                "synapse_bits": bits}
+        frac = max(used[r] / RESOURCE_LIMITS[r] for r in RESOURCES)
+        if frac > 1:
+            return False, frac
+        peak = max(peak, frac)
+    return True, peak
+
+
+def auto_block_shapes(network: SpikingNetwork, fixed: Mapping[str, tuple] | None = None,
+                      only: list[str] | None = None) -> dict[str, tuple[int, ...]]:
+    """The block shape of each on-chip layer that fits every limit with the fewest cores.
+
+    Layers are solved from the last to the first (a block's output axons depend on the
+    next layer's tiling). Ties in core count go to the tiling with the lowest peak
+    utilization (the most headroom).
+
+    Parameters
+    ----------
+    fixed
+        Block shapes to keep as they are (used for the next layer's tiling).
+    only
+        Solve only these layers (the others use ``fixed`` or their own block shape,
+        else the automatic one).
+
+    Raises
+    ------
+    MappingError
+        When no tiling of a layer fits (e.g. a single neuron's synapses exceed a core).
+    """
+    _, chip = chip_layers(network)
+    fixed = dict(fixed or {})
+    result: dict[str, tuple[int, ...]] = {}
+    next_counter, next_tiles = None, None
+    for layer in reversed(chip):
+        counter = _LayerCounter(network, layer)
+        wanted = only is None or layer.name in only
+        if not wanted and layer.name in fixed:
+            shape = tuple(fixed[layer.name])
+        elif not wanted and layer.block_shape is not None:
+            shape = tuple(layer.block_shape)
+        else:
+            shape = _best_tiling(counter, layer, next_counter, next_tiles)
+        result[layer.name] = shape
+        next_counter, next_tiles = counter, tile_layer(layer.shape, shape)
+    return {layer.name: result[layer.name] for layer in chip if layer.name in result}
+
+
+def _best_tiling(counter: _LayerCounter, layer: NeuronLayer, next_counter, next_tiles) -> tuple:
+    shape = tuple(layer.shape)
+    cands = [c for c in itertools.product(*(_candidate_sizes(n) for n in shape))
+             if int(np.prod(c)) <= RESOURCE_LIMITS["compartments"]]
+    cands.sort(key=lambda c: n_tiles(shape, c))
+    best, best_cores, best_peak = None, None, math.inf
+    for cand in cands:
+        cores = n_tiles(shape, cand)
+        if best_cores is not None and cores > best_cores:
+            break
+        ok, peak = _evaluate(counter, shape, cand, next_counter, next_tiles)
+        if ok and peak < best_peak:
+            best, best_cores, best_peak = cand, cores, peak
+    if best is None:
+        raise MappingError(
+            f"layer {layer.name!r} {shape}: no block shape fits on Loihi cores (even one "
+            f"neuron per core exceeds a limit); make the layer's input smaller",
+            layer=layer.name)
+    return tuple(int(v) for v in best)
