@@ -150,6 +150,26 @@ def layer_rates(layer: NeuronLayer, weighted_input: np.ndarray, dt: float,
     return rates * (layer.amplitude / neuron.amplitude)
 
 
+def layer_currents(network: SpikingNetwork, images: np.ndarray, *, ideal: bool = True
+                   ) -> dict[str, np.ndarray]:
+    """Input current ``J = gain · (W x) + bias`` of every neuron layer, ``(n, n_neurons)``.
+
+    With ``ideal`` (default) the layers feeding each one run as ideal rate neurons, so the
+    currents are those of the Keras model scaled by each layer's gain: what the activation
+    profile plots show against the neuron's rate curve.
+    """
+    x = _input_matrix(network, images)
+    acts = {network.input_name: x}
+    ops = {id(c): connection_operator(c) for c in network.connections}
+    currents = {}
+    for name, layer in network.layers.items():
+        u = sum(ops[id(c)](acts[c.pre]) for c in network.connections_into(name))
+        currents[name] = layer.gain * u + layer.bias
+        neuron = ideal_neuron(layer.neuron) if ideal else None
+        acts[name] = layer_rates(layer, u, network.dt, neuron)
+    return currents
+
+
 def run_rates(network: SpikingNetwork, images: np.ndarray, return_layers: bool = False, *,
               ideal: bool = False):
     """Rate-mode output of ``network`` for a batch of images.
