@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from . import discretize as dz
-from .chip import (CORES_PER_CHIP, MAX_CHIPS, RESOURCE_LIMITS, RESOURCES, Block, BlockSynapse,
+from .chip import (CORES_PER_CHIP, MAX_CHIPS, MAX_SYNAPSE_BITS, RESOURCE_LIMITS, RESOURCES, Block, BlockSynapse,
                    ChipModel, Compartments)
 from .errors import ConfigError, ConversionError, DiscretizationError, MappingError
 from .network import Connection, NeuronLayer, SpikingNetwork
@@ -709,8 +709,20 @@ def _best_tiling(counter: _LayerCounter, layer: NeuronLayer, next_counter, next_
         if ok and peak < best_peak:
             best, best_cores, best_peak = cand, cores, peak
     if best is None:
+        one = Tile((0,) * len(shape), (1,) * len(shape))
+        in_axons, bits = counter.in_usage(one, whole=False)
+        if in_axons > RESOURCE_LIMITS["in_axons"]:
+            why = (f"its fan-in of {in_axons} {'neurons' if counter.geom is None else 'pixels'} "
+                   f"exceeds the {RESOURCE_LIMITS['in_axons']} input axons of a core")
+            resource, used = "in_axons", in_axons
+        elif bits > RESOURCE_LIMITS["synapse_bits"]:
+            why = f"one neuron's synapses need {bits} bits, more than a core's {MAX_SYNAPSE_BITS}"
+            resource, used = "synapse_bits", bits
+        else:
+            why = "every tiling overflows the output axons toward the next layer"
+            resource, used = "out_axons", None
         raise MappingError(
-            f"layer {layer.name!r} {shape}: no block shape fits on Loihi cores (even one "
-            f"neuron per core exceeds a limit); make the layer's input smaller",
-            layer=layer.name)
+            f"layer {layer.name!r} {shape}: no block shape fits on a Loihi core: {why}; put a "
+            f"smaller layer (or pooling) before it", layer=layer.name, resource=resource,
+            used=used, limit=RESOURCE_LIMITS[resource])
     return tuple(int(v) for v in best)

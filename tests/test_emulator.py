@@ -1,0 +1,117 @@
+"""The Numba emulator: bit-exact with NengoLoihi's emulator on every reference case."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from loihi_core.emulator import Emulator
+from loihi_core.emulator.reference import run_stream_numpy
+from loihi_core.mapping import map_to_chip
+from refcases import CASES, load_case, reference_network
+
+
+@pytest.fixture(scope="module", params=CASES)
+def case_run(request):
+    case = request.param
+    ref = load_case(case)
+    emu = Emulator(map_to_chip(reference_network(case)))
+    result = emu.run(ref.arrays["images"], ref.steps_per_image, mode="sequential", record="all")
+    return case, ref, emu, result
+
+
+def test_spikes_of_every_layer_equal_the_reference_at_every_step(case_run):
+    case, ref, emu, result = case_run
+    for name in emu.network.layers:
+        expected = ref.arrays[f"spikes/{name}"]
+        got = result.flat_spikes(name)
+        assert got.shape == expected.shape and got.dtype == np.uint8
+        np.testing.assert_array_equal(got, expected, err_msg=f"{case}: layer {name}")
+        assert expected.sum() > 0  # a silent layer would make the comparison vacuous
+
+
+def test_output_equals_the_reference_to_round_off(case_run):
+    case, ref, emu, result = case_run
+    np.testing.assert_allclose(result.flat_output(), ref.arrays["output"], rtol=1e-12, atol=1e-12)
+    assert list(result.predictions) == ref.info["predictions"]
+
+
+def test_spike_counts_equal_the_reference(case_run):
+    case, ref, emu, result = case_run
+    for name, counts in ref.info["spike_counts"].items():
+        assert int(result.spike_counts[name].sum()) == int(np.sum(counts)), name
+
+
+def test_independent_mode_equals_sequential_runs_of_single_images():
+    ref = load_case("tutorial_random")
+    emu = Emulator(map_to_chip(reference_network("tutorial_random")))
+    images = ref.arrays["images"]
+    batch = emu.run(images, 30, mode="independent", record="all")
+    for i in range(len(images)):
+        one = emu.run(images[i:i + 1], 30, mode="sequential", record="all")
+        np.testing.assert_array_equal(batch.output[i], one.output[0])
+        assert batch.synaptic_ops[i] == one.synaptic_ops[0] > 0
+        for name in emu.network.layers:
+            np.testing.assert_array_equal(batch.spikes[name][i], one.spikes[name][0])
+            np.testing.assert_array_equal(batch.spike_counts[name][i], one.spike_counts[name][0])
+    # the second image of a sequential run starts from the first's state: it differs
+    seq = emu.run(images, 30, mode="sequential", record="all")
+    assert not np.array_equal(seq.spikes["conv0"][1], batch.spikes["conv0"][1])
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_numba_kernel_equals_the_numpy_baseline(case):
+    """Two independent implementations of the integer step agree on fresh inputs."""
+    rng = np.random.default_rng(7)
+    net = reference_network(case)
+    emu = Emulator(map_to_chip(net))
+    images = rng.uniform(0, 1, (2, *net.input_shape)).astype(np.float32)
+    result = emu.run(images, 25, mode="independent", record="all")
+    c = emu.compiled
+    for i in range(len(images)):
+        host = result.spikes[c.host_layer][i]
+        shifted = np.zeros_like(host)
+        shifted[1:] = host[:-1]
+        spikes = run_stream_numpy(c, shifted)
+        for name in c.layer_names:
+            sl = c.layer_slice(name)
+            expected = np.zeros((25, net.layers[name].n_neurons), np.uint8)
+            expected[:, c.comp_neuron[sl]] = spikes[:, sl]
+            np.testing.assert_array_equal(result.spikes[name][i], expected)
+
+
+def test_recording_a_subset_and_rates():
+    net = reference_network("tutorial_random")
+    emu = Emulator(map_to_chip(net))
+    images = load_case("tutorial_random").arrays["images"]
+    full = emu.run(images, 30, record="all")
+    ids = [3, 17, 400, 5407]
+    part = emu.run(images, 30, record={"conv0": ids})
+    assert set(part.spikes) == {"conv0"}
+    np.testing.assert_array_equal(part.spikes["conv0"], full.spikes["conv0"][:, :, ids])
+    np.testing.assert_array_equal(part.recorded_neurons["conv0"], ids)
+    for name in net.layers:
+        np.testing.assert_array_equal(full.spikes[name].sum(axis=1), full.spike_counts[name])
+    counts = full.spike_counts["conv0"]
+    active = counts > 0
+    assert full.rates()["conv0"] == pytest.approx(counts[active].mean() / 0.03)
+    assert full.rates(active_only=False)["conv0"] == pytest.approx(counts.mean() / 0.03)
+    assert full.rates()["conv0"] > full.rates(active_only=False)["conv0"] > 0
+
+
+def test_over_limit_chip_cannot_run():
+    chip = map_to_chip(reference_network("tutorial_random"), {"conv1": (2, 6, 64)},
+                       raise_on_overflow=False)
+    with pytest.raises(ValueError, match="over-limit"):
+        Emulator(chip)
+
+
+def test_bad_arguments_are_named():
+    emu = Emulator(map_to_chip(reference_network("dense_relu")))
+    images = load_case("dense_relu").arrays["images"]
+    with pytest.raises(ValueError, match="mode must be one of"):
+        emu.run(images, 10, mode="parallel")
+    with pytest.raises(ValueError, match="cannot record 'nope'"):
+        emu.run(images, 10, record=["nope"])
+    with pytest.raises(ValueError, match="presentation_steps must be >= 1"):
+        emu.run(images, 0)
