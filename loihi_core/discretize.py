@@ -118,11 +118,14 @@ def real_idx_bits(field: int) -> int:
     return INDEX_BITS_MAP[field]
 
 
-def weight_set_bits(n_weights: int, bits_per_weight: int) -> int:
-    """Synapse memory for one weight set: 64-weight chunks, each padded to 64-bit words."""
-    full, rest = divmod(int(n_weights), CHUNK_WEIGHTS)
-    word = lambda n: -(-(n * bits_per_weight + CHUNK_HEADER_BITS) // 64) * 64  # noqa: E731
-    return full * word(CHUNK_WEIGHTS) + (word(rest) if rest else 0)
+def weight_set_bits(n_weights, bits_per_weight: int):
+    """Synapse memory for weight sets of ``n_weights`` (an int or an array of them):
+    64-weight chunks, each with a 10-bit header, padded to 64-bit words."""
+    n = np.asarray(n_weights, np.int64)
+    full, rest = np.divmod(n, CHUNK_WEIGHTS)
+    words = lambda k: -(-(k * bits_per_weight + CHUNK_HEADER_BITS) // 64) * 64  # noqa: E731
+    bits = full * words(CHUNK_WEIGHTS) + np.where(rest > 0, words(rest), 0)
+    return int(bits) if bits.ndim == 0 else bits
 
 
 # ---------------------------------------------------------------------------------------
@@ -189,8 +192,7 @@ def discretize_compartments(comp: FloatCompartments, weight_sets: list[np.ndarra
                   else np.ones(dv.shape))
     vth_f = np.asarray(comp.vth, np.float32)
     bias_f = np.asarray(comp.bias, np.float32)
-    w_max = max((np.float32(np.abs(w).max()) for w in weight_sets if w.size),
-                default=np.float32(0))
+    w_max = max_abs(weight_sets)
     b_max = float(np.abs(bias_f).max()) if bias_f.size else 0.0
     w_exp = 0
 
@@ -250,6 +252,14 @@ def discretize_compartments(comp: FloatCompartments, weight_sets: list[np.ndarra
         b_scale=float(np.asarray(b_scale).flat[0]), w_scale=float(np.asarray(w_scale).flat[0]))
 
 
+def max_abs(arrays: list[np.ndarray]) -> np.float32:
+    """Largest magnitude over a list of float32 arrays (0 for none)."""
+    sizes = [a.size for a in arrays]
+    if not any(sizes):
+        return np.float32(0)
+    return np.float32(np.abs(np.concatenate([np.asarray(a, np.float32).ravel() for a in arrays])).max())
+
+
 def discretize_weight_sets(weight_sets: list[np.ndarray], disc: DiscreteCompartments
                            ) -> tuple[list[np.ndarray], int]:
     """Quantize one synapse's weight sets with the block's scale (spec §2.7).
@@ -257,10 +267,13 @@ def discretize_weight_sets(weight_sets: list[np.ndarray], disc: DiscreteCompartm
     Returns the integers the chip adds to its input accumulator per spike
     (``Wgt * 2**(6 + weight_exp)``, ``Wgt`` an even 8-bit value) and the synapse's weight
     exponent. A synapse much weaker than the block's strongest gets a lower exponent, so
-    it keeps its resolution.
+    it keeps its resolution. (All sets are quantized in one vectorised pass; the
+    arithmetic is elementwise, so this equals quantizing them one by one.)
     """
-    w_max_s = max((np.float32(np.abs(w).max()) for w in weight_sets if w.size),
-                  default=np.float32(0))
+    if not weight_sets:
+        return [], -6
+    flat = np.concatenate([np.asarray(w, np.float32).ravel() for w in weight_sets])
+    w_max_s = np.float32(np.abs(flat).max()) if flat.size else np.float32(0)
     w_max = np.float32(disc.w_max)
     if w_max_s > 1e-16:
         dw = int(np.floor(np.log2(np.float32(w_max / w_max_s))))
@@ -268,18 +281,14 @@ def discretize_weight_sets(weight_sets: list[np.ndarray], disc: DiscreteCompartm
     else:
         wexp = -6
         dw = disc.w_exp - wexp
-    w_scale = np.float32(disc.w_scale)
-    pre_scale = np.float32(2.0**dw)
+    x = (flat * np.float32(disc.w_scale)) * np.float32(2.0**dw)  # float32, as NumPy 1.x did
+    m = np.clip(np.round(x / np.float32(2)), -127, 127).astype(np.int64)
     s2 = 1 + wexp
-    out = []
-    for w in weight_sets:
-        x = (np.asarray(w, np.float32) * w_scale) * pre_scale  # float32, as NumPy 1.x did
-        m = np.clip(np.round(x / np.float32(2)), -127, 127).astype(np.int64)
-        if s2 >= 0:
-            w_int = (m << s2) << 6
-        else:
-            k = -s2
-            m2 = np.clip(np.round(m / 2.0**k) * 2**k, -127, 127).astype(np.int64)
-            w_int = (m2 >> k) << 6
-        out.append(w_int)
-    return out, wexp
+    if s2 >= 0:
+        w_int = (m << s2) << 6
+    else:
+        k = -s2
+        m2 = np.clip(np.round(m / 2.0**k) * 2**k, -127, 127).astype(np.int64)
+        w_int = (m2 >> k) << 6
+    bounds = np.cumsum([w.size for w in weight_sets])[:-1]
+    return [part.reshape(np.shape(w)) for part, w in zip(np.split(w_int, bounds), weight_sets)], wexp

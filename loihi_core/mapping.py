@@ -127,54 +127,66 @@ def _tile_ranges(tile: Tile, n_dims: int) -> tuple[tuple[int, int], ...]:
     return tuple((tile.origin[d], tile.origin[d] + tile.extent[d]) for d in range(n_dims))
 
 
-def conv_block_axons(geom: ConvGeometry, tile: Tile, whole: bool = False):
+@dataclass
+class ConvAxons:
+    """The pixel axons of one conv block (see :func:`conv_block_axons`).
+
+    ``keys`` is ``(n_axons, 5)``: per axon the first kernel row/col tap ``a0``/``b0``, the
+    numbers of output rows/cols reached ``nr``/``nc`` and the index offset ``q`` (a
+    multiple of 256). Axons with equal keys have identical weights and indices. ``used``
+    is False for pixels that reach no compartment (only in an unsplit layer).
+    """
+
+    pixels: np.ndarray
+    keys: np.ndarray
+    bases: np.ndarray
+    used: np.ndarray
+
+    @property
+    def n_axons(self) -> int:
+        return int(self.pixels.size)
+
+
+def conv_block_axons(geom: ConvGeometry, tile: Tile, whole: bool = False) -> ConvAxons:
     """The pixel axons of one conv block, with each axon's weight-set key and base.
 
-    Returns ``(pixels, keys, bases)`` in pixel order. A key ``(a0, nr, b0, nc, q)`` names
-    the first kernel taps and the numbers of rows/cols reached, and ``q`` the index offset
-    (a multiple of 256); axons with equal keys have identical weights and indices.
-    With ``whole`` (an unsplit layer) every pixel is an axon; unused ones get base ``-1``.
+    Axons are in pixel order. Without ``whole`` only pixels that reach the block are
+    axons; with ``whole`` (an unsplit layer) every pixel is one, unused ones with base
+    ``-1`` (NengoLoihi counts them as input axons of an unsplit synapse).
     """
     (r0, r1), (c0, c1), (f0, f1) = _tile_ranges(tile, 3)
     ext_c, ext_f = c1 - c0, f1 - f0
-    # per input row/col: the output range inside the tile
     ylo = np.maximum(geom.row_lo, r0)
     yhi = np.minimum(geom.row_hi, r1 - 1)
     xlo = np.maximum(geom.col_lo, c0)
     xhi = np.minimum(geom.col_hi, c1 - 1)
-    rows = np.nonzero(ylo <= yhi)[0]
-    cols = np.nonzero(xlo <= xhi)[0]
-    pixels, keys, bases = [], [], []
-    if whole:
-        row_ok = ylo <= yhi
-        col_ok = xlo <= xhi
-        for i in range(geom.H):
-            for j in range(geom.W):
-                pixels.append(i * geom.W + j)
-                if not (row_ok[i] and col_ok[j]):
-                    keys.append(None)
-                    bases.append(-1)
-                    continue
-                first = ((int(ylo[i]) - r0) * ext_c + (int(xlo[j]) - c0)) * ext_f
-                base = first % MAX_BASE
-                keys.append((int(i + geom.pad_r - ylo[i] * geom.sr), int(yhi[i] - ylo[i] + 1),
-                             int(j + geom.pad_c - xlo[j] * geom.sc), int(xhi[j] - xlo[j] + 1),
-                             first - base))
-                bases.append(base)
-        return pixels, keys, bases
-    row_info = [(int(i), int(i + geom.pad_r - ylo[i] * geom.sr), int(yhi[i] - ylo[i] + 1),
-                 (int(ylo[i]) - r0) * ext_c) for i in rows]
-    col_info = [(int(j), int(j + geom.pad_c - xlo[j] * geom.sc), int(xhi[j] - xlo[j] + 1),
-                 int(xlo[j]) - c0) for j in cols]
-    W = geom.W
-    for i, a0, nr, roff in row_info:
-        for j, b0, nc, coff in col_info:
-            first = (roff + coff) * ext_f
-            base = first % MAX_BASE
-            pixels.append(i * W + j)
-            keys.append((a0, nr, b0, nc, first - base))
-            bases.append(base)
-    return pixels, keys, bases
+    row_ok, col_ok = ylo <= yhi, xlo <= xhi
+    rows = np.arange(geom.H) if whole else np.nonzero(row_ok)[0]
+    cols = np.arange(geom.W) if whole else np.nonzero(col_ok)[0]
+    ii, jj = np.meshgrid(rows, cols, indexing="ij")
+    ii, jj = ii.ravel(), jj.ravel()
+    used = row_ok[ii] & col_ok[jj]
+    first = ((ylo[ii] - r0) * ext_c + (xlo[jj] - c0)) * ext_f
+    bases = first % MAX_BASE
+    keys = np.stack([ii + geom.pad_r - ylo[ii] * geom.sr, yhi[ii] - ylo[ii] + 1,
+                     jj + geom.pad_c - xlo[jj] * geom.sc, xhi[jj] - xlo[jj] + 1,
+                     first - bases], axis=1).astype(np.int64)
+    bases = np.where(used, bases, -1)
+    keys[~used] = -1
+    return ConvAxons(pixels=ii * geom.W + jj, keys=keys, bases=bases.astype(np.int32), used=used)
+
+
+def unique_keys(keys: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct used keys in first-appearance order, and each axon's key number (-1 unused)."""
+    inverse = np.full(len(keys), -1, np.int64)
+    if not used.any():
+        return keys[:0], inverse
+    uniq, first, inv = np.unique(keys[used], axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    inverse[used] = rank[inv.ravel()]
+    return uniq[order], inverse
 
 
 def conv_weight_set(kernel: np.ndarray, geom: ConvGeometry, tile: Tile, key) -> tuple[np.ndarray, np.ndarray]:
@@ -247,15 +259,15 @@ def float_compartments(layer: NeuronLayer, synapse_tau: float | None, dt: float,
 # synapses of one block
 # ---------------------------------------------------------------------------------------
 
-def _idx_fields(indices: list[np.ndarray]) -> int:
-    max_index = max((int(i.max()) for i in indices if i.size), default=0)
-    return dz.idx_bits_field(max_index)
-
-
-def _finish_synapse(syn: BlockSynapse, compressed: bool) -> BlockSynapse:
-    syn.idx_bits = _idx_fields(syn.indices)
+def _finish_synapse(syn: BlockSynapse, compressed: bool, max_index: int | None = None) -> BlockSynapse:
+    """Set the synapse's index bits and memory bits (weight sets of equal shape share
+    their indices in dense synapses, so ``max_index`` may be given)."""
+    if max_index is None:
+        max_index = max((int(i.max()) for i in syn.indices if i.size), default=0)
+    syn.idx_bits = dz.idx_bits_field(max_index)
     bpw = dz.WEIGHT_BITS + (0 if compressed else dz.real_idx_bits(syn.idx_bits))
-    syn.bits = int(sum(dz.weight_set_bits(w.size, bpw) for w in syn.weights_float))
+    sizes = np.fromiter((w.size for w in syn.weights_float), np.int64, len(syn.weights_float))
+    syn.bits = int(dz.weight_set_bits(sizes, bpw).sum())
     return syn
 
 
@@ -281,39 +293,35 @@ def dense_block_synapse(pre: str, weights: np.ndarray, ids: np.ndarray, whole: b
     syn = BlockSynapse(pre=pre, kind="dense", pre_axon=np.arange(n_pre, dtype=np.int32),
                        pre_atom=np.zeros(n_pre, np.int32), axon_base=np.zeros(n_pre, np.int32),
                        axon_weight_set=ws_map, weights_float=sets, indices=indices, pop_type=0)
-    return _finish_synapse(syn, compressed=True)
+    return _finish_synapse(syn, compressed=True, max_index=max(len(ids) - 1, 0) if not whole
+                           else weights.shape[1] - 1)
 
 
 def conv_block_synapse(pre: str, kernel: np.ndarray, geom: ConvGeometry, tile: Tile,
                        whole: bool) -> BlockSynapse:
     """Population synapse into one conv block (see :func:`conv_block_axons`)."""
-    pixels, keys, bases = conv_block_axons(geom, tile, whole)
-    built: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-    set_of_key: dict[tuple, int] = {}
-    by_bytes: dict[tuple[bytes, bytes], int] = {}
+    axons = conv_block_axons(geom, tile, whole)
+    keys, key_of_axon = unique_keys(axons.keys, axons.used)
+    by_bytes: dict[tuple, int] = {}
     sets, indices = [], []
-    ws_map = np.full(len(pixels), -1, np.int32)
-    for a, key in enumerate(keys):
-        if key is None:
-            continue
-        if key not in set_of_key:
-            w, idx = built[key] = conv_weight_set(kernel, geom, tile, key)
-            # unsplit layers share sets by tap pattern; split blocks by exact content
-            byte_key = (key,) if whole else (w.tobytes(), idx.tobytes())
-            if byte_key not in by_bytes:
-                by_bytes[byte_key] = len(sets)
-                sets.append(w)
-                indices.append(idx)
-            set_of_key[key] = by_bytes[byte_key]
-        ws_map[a] = set_of_key[key]
+    set_of_key = np.empty(len(keys), np.int32)
+    for k, key in enumerate(keys):
+        w, idx = conv_weight_set(kernel, geom, tile, tuple(int(v) for v in key))
+        # unsplit layers share sets by tap pattern; split blocks by exact content
+        byte_key = (k,) if whole else (w.tobytes(), idx.tobytes())
+        if byte_key not in by_bytes:
+            by_bytes[byte_key] = len(sets)
+            sets.append(w)
+            indices.append(idx)
+        set_of_key[k] = by_bytes[byte_key]
+    ws_map = np.where(key_of_axon >= 0, set_of_key[np.maximum(key_of_axon, 0)], -1).astype(np.int32)
     n_pre = geom.n_pixels * geom.C
     pixel_axon = np.full(geom.n_pixels, -1, np.int32)
-    pixel_axon[np.asarray(pixels, np.int64)] = np.arange(len(pixels), dtype=np.int32)
+    pixel_axon[axons.pixels] = np.arange(axons.n_axons, dtype=np.int32)
     neuron = np.arange(n_pre)
     syn = BlockSynapse(pre=pre, kind="conv", pre_axon=pixel_axon[neuron // geom.C],
-                       pre_atom=(neuron % geom.C).astype(np.int32),
-                       axon_base=np.asarray(bases, np.int32), axon_weight_set=ws_map,
-                       weights_float=sets, indices=indices, pop_type=32)
+                       pre_atom=(neuron % geom.C).astype(np.int32), axon_base=axons.bases,
+                       axon_weight_set=ws_map, weights_float=sets, indices=indices, pop_type=32)
     return _finish_synapse(syn, compressed=False)
 
 
@@ -574,81 +582,95 @@ class _LayerCounter:
         if self.geom is None:
             return self.n_pre, self.n_pre * dz.weight_set_bits(tile.size, dz.WEIGHT_BITS)
         g = self.geom
-        pixels, keys, _ = conv_block_axons(g, tile, whole)
-        sizes: dict[tuple, int] = {}
-        max_index = 0
+        axons = conv_block_axons(g, tile, whole)
+        keys, _ = unique_keys(axons.keys, axons.used)
         ext_c, ext_f = tile.extent[1], tile.extent[2]
-        for key in keys:
-            if key is None or key in sizes:
-                continue
-            a0, nr, b0, nc, q = key
-            sizes[key] = g.C * nr * nc * ext_f
-            max_index = max(max_index, q + ((nr - 1) * ext_c + nc - 1) * ext_f + ext_f - 1)
+        if len(keys) == 0:
+            return axons.n_axons, 0
+        a0, nr, b0, nc, q = keys.T
+        sizes = g.C * nr * nc * ext_f
+        max_index = int((q + ((nr - 1) * ext_c + nc - 1) * ext_f + ext_f - 1).max())
         field = dz.idx_bits_field(max_index)
-        bpw = dz.WEIGHT_BITS + dz.real_idx_bits(field)
-        bits = sum(dz.weight_set_bits(n, bpw) for n in sizes.values())
+        bits = int(dz.weight_set_bits(sizes, dz.WEIGHT_BITS + dz.real_idx_bits(field)).sum())
         if field < 0:
-            bits = dz.CHUNK_WEIGHTS * RESOURCE_LIMITS["synapse_bits"]  # never fits
-        return len(pixels), bits
+            bits = RESOURCE_LIMITS["synapse_bits"] + 1  # indices beyond 12 bits: never fits
+        return axons.n_axons, bits
 
 
-def _out_axons_per_tile(counter_next: _LayerCounter | None, next_tiles: list[Tile] | None,
-                        shape: tuple[int, ...], tile: Tile) -> int:
-    """Output slots of a block of ``tile`` toward the next layer's blocks."""
-    if counter_next is None:
-        return 0
-    if counter_next.geom is None:
-        return len(next_tiles) * tile.size
-    g = counter_next.geom
-    whole = len(next_tiles) == 1
-    total = 0
-    # pixels of this tile: rows/cols of the next conv's input (its channels ride as atoms)
-    if tuple(counter_next.conn.pre_shape) == tuple(shape):
-        (r0, r1), (c0, c1) = _tile_ranges(tile, 2)
-        rows, cols = np.arange(r0, r1), np.arange(c0, c1)
+class _OutAxonCounter:
+    """Output slots a block of this layer needs toward the next layer's blocks.
+
+    Dense next layer: one slot per neuron per next block. Conv next layer: two slots per
+    pixel of the block that reaches a next block (its channels ride along as atoms).
+    Results are cached per spatial box; the next blocks are grouped by spatial box.
+    """
+
+    def __init__(self, next_counter: _LayerCounter | None, next_tiles: list[Tile] | None,
+                 shape: tuple[int, ...]):
+        self.next = next_counter
+        self.shape = tuple(shape)
+        self.cache: dict[tuple, int] = {}
+        if next_counter is None or next_counter.geom is None:
+            return
+        self.whole = len(next_tiles) == 1
+        boxes: dict[tuple, int] = {}
         for nt in next_tiles:
-            if whole:
-                total += 2 * rows.size * cols.size
-                continue
-            (y0, y1), (x0, x1) = _tile_ranges(nt, 2)
-            ok_r = (np.maximum(g.row_lo[rows], y0) <= np.minimum(g.row_hi[rows], y1 - 1)).sum()
-            ok_c = (np.maximum(g.col_lo[cols], x0) <= np.minimum(g.col_hi[cols], x1 - 1)).sum()
-            total += 2 * int(ok_r) * int(ok_c)
-        return total
-    # a flat layer viewed as an image by the next conv: count its distinct pixels
-    ids = tile_neuron_ids(shape, tile)
-    pix = np.unique(ids // g.C)
-    i, j = pix // g.W, pix % g.W
-    for nt in next_tiles:
-        if whole:
-            total += 2 * pix.size
-            continue
-        (y0, y1), (x0, x1) = _tile_ranges(nt, 2)
-        ok = ((np.maximum(g.row_lo[i], y0) <= np.minimum(g.row_hi[i], y1 - 1))
-              & (np.maximum(g.col_lo[j], x0) <= np.minimum(g.col_hi[j], x1 - 1)))
-        total += 2 * int(ok.sum())
-    return total
+            box = _tile_ranges(nt, 2)
+            boxes[box] = boxes.get(box, 0) + 1
+        arr = np.array([[y0, y1, x0, x1] for (y0, y1), (x0, x1) in boxes], np.int64)
+        self.y0, self.y1, self.x0, self.x1 = arr.T
+        self.mult = np.array(list(boxes.values()), np.int64)
+        self.image = tuple(next_counter.conn.pre_shape) == self.shape
+
+    def _reach(self, rows: np.ndarray, cols: np.ndarray) -> int:
+        g = self.next.geom
+        if self.whole:
+            return 2 * rows.size * cols.size
+        ok_r = (np.maximum(g.row_lo[rows][None, :], self.y0[:, None])
+                <= np.minimum(g.row_hi[rows][None, :], self.y1[:, None] - 1)).sum(axis=1)
+        ok_c = (np.maximum(g.col_lo[cols][None, :], self.x0[:, None])
+                <= np.minimum(g.col_hi[cols][None, :], self.x1[:, None] - 1)).sum(axis=1)
+        return 2 * int((self.mult * ok_r * ok_c).sum())
+
+    def __call__(self, tile: Tile, n_next_tiles: int) -> int:
+        if self.next is None:
+            return 0
+        if self.next.geom is None:
+            return n_next_tiles * tile.size
+        key = tile.origin[:2] + tile.extent[:2] if self.image else (tile.origin, tile.extent)
+        if key not in self.cache:
+            if self.image:
+                (r0, r1), (c0, c1) = _tile_ranges(tile, 2)
+                self.cache[key] = self._reach(np.arange(r0, r1), np.arange(c0, c1))
+            else:  # a flat layer the next conv views as an image: count its pixels
+                g = self.next.geom
+                pix = np.unique(tile_neuron_ids(self.shape, tile) // g.C)
+                self.cache[key] = sum(self._reach(np.array([p // g.W]), np.array([p % g.W]))
+                                      for p in pix)
+        return self.cache[key]
 
 
 def _evaluate(counter: _LayerCounter, shape: tuple, block_shape: tuple, next_counter,
               next_tiles) -> tuple[bool, float]:
     """Whether every block of the tiling fits, and its peak utilization fraction."""
+    if int(np.prod(block_shape)) > RESOURCE_LIMITS["compartments"]:
+        return False, math.inf
     tiles = tile_layer(shape, block_shape)
     whole = len(tiles) == 1
+    out_axons = _OutAxonCounter(next_counter, next_tiles, shape)
+    n_next = 0 if next_tiles is None else len(next_tiles)
     peak = 0.0
     cache: dict[tuple, tuple[int, int]] = {}
     for tile in tiles:
-        if tile.size > RESOURCE_LIMITS["compartments"]:
-            return False, math.inf
-        key = (tile.origin[:-1], tile.extent) if len(shape) == 3 else (tile.extent,)
         if counter.geom is None:
             key = (tile.size,)
+        else:
+            key = (tile.origin[:-1], tile.extent)
         if key not in cache:
             cache[key] = counter.in_usage(tile, whole)
         in_axons, bits = cache[key]
-        out = _out_axons_per_tile(next_counter, next_tiles, shape, tile)
-        used = {"compartments": tile.size, "in_axons": in_axons, "out_axons": out,
-                "synapse_bits": bits}
+        used = {"compartments": tile.size, "in_axons": in_axons,
+                "out_axons": out_axons(tile, n_next), "synapse_bits": bits}
         frac = max(used[r] / RESOURCE_LIMITS[r] for r in RESOURCES)
         if frac > 1:
             return False, frac

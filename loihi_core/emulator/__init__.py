@@ -128,8 +128,7 @@ def lowpass_coefficients(tau: float | None, dt: float) -> tuple[float, float]:
     return a, 1.0 - a
 
 
-def host_readout(probe: np.ndarray, readout: Readout, tau: float | None, dt: float,
-                 sequential: bool) -> np.ndarray:
+def host_readout(probe: np.ndarray, readout: Readout, tau: float | None, dt: float) -> np.ndarray:
     """The off-chip output from the chip's per-step probe ``(n_streams, T, n_out)``.
 
     NengoLoihi's host receives chip step ``k - 1`` at host step ``k`` (step 1 sees chip
@@ -189,7 +188,7 @@ class Emulator:
     # -- running ---------------------------------------------------------------------
     def run(self, images: np.ndarray, presentation_steps: int | None = None,
             mode: str = "independent", record: Any = None,
-            chunk_size: int = 64) -> EmulatorResult:
+            chunk_size: int = 256) -> EmulatorResult:
         """Present ``images`` and emulate the chip.
 
         Parameters
@@ -206,7 +205,7 @@ class Emulator:
             ``{name: neuron ids}`` (a subset, e.g. for rasters). Memory grows with what is
             recorded only.
         chunk_size
-            Images per batch in independent mode (bounds the host spike buffer).
+            Images per batch in independent mode (bounds the working memory).
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -220,60 +219,70 @@ class Emulator:
         t0 = time.perf_counter()
         plan = self._record_plan(record)
         c = self.compiled
-        rec_col = np.full(c.n_compartments, -1, np.int64)
-        chip_rec: dict[str, tuple[int, int]] = {}
-        col = 0
-        for name, ids in plan.items():
-            if name in c.layer_names:
-                comps = c.layer_slice(name).start + _comp_index(c, name, ids)
-                rec_col[comps] = col + np.arange(ids.size)
-                chip_rec[name] = (col, col + ids.size)
-                col += ids.size
-        n_rec = col
+        rec_col, chip_rec = self._columns(plan, c.layer_names, c.n_compartments,
+                                          lambda name, ids: c.layer_slice(name).start + _comp_index(c, name, ids))
+        host = c.host_layer
+        host_rec_col, host_rec = self._columns(plan, [host], c.n_host, lambda name, ids: ids)
         n = images.shape[0]
-        n_out = c.n_out
-        out_probe = np.zeros((n, steps, n_out))
+        out_probe = np.zeros((n, steps, c.n_out))
         counts = np.zeros((n, c.n_compartments), np.int64)
-        rec = np.zeros((n, steps, n_rec), np.uint8)
+        rec = np.zeros((n, steps, int(rec_col.max(initial=-1)) + 1), np.uint8)
+        host_rec_out = np.zeros((n, steps, int(host_rec_col.max(initial=-1)) + 1), np.uint8)
         synops = np.zeros((n, 1), np.int64)
         host_counts = {h: np.zeros((n, self.network.layers[h].n_neurons), np.int64)
                        for h in self.host_layers}
-        host_rec = {h: np.zeros((n, steps, plan[h].size), np.uint8)
-                    for h in self.host_layers if h in plan}
+        early_rec = {h: np.zeros((n, steps, plan[h].size), np.uint8)
+                     for h in self.host_layers[:-1] if h in plan}
+        kind = self._host_kind()
+        dt = float(self.network.dt)
         args = (c.decay_u, c.decay_v, c.vth, c.bias, c.refract, c.vmin, c.vmax, c.comp_fan_ptr,
-                c.host_fan_ptr, c.fan_dest, c.fan_row, c.row_ptr, c.row_idx, c.row_w,
-                c.probe_row, c.probe_weights, rec_col)
-        from .kernels import run_stream, run_streams  # lazy: numba compiles on first use
+                c.host_fan_ptr, c.fan_dest, c.fan_row, c.seg_ptr, c.seg_off, c.seg_w0,
+                c.seg_len, c.row_w, c.probe_row, c.probe_weights, rec_col, host_rec_col)
+        from .kernels import HOST_GIVEN, run_stream, run_streams  # lazy: numba compiles on first use
 
+        def host_inputs(sl, sequential):
+            """(given spike trains, host currents) for the images ``sl``."""
+            if kind == HOST_GIVEN:
+                spikes = self._host_spikes(images[sl], steps, sequential, host_counts,
+                                           {**early_rec, **({host: host_rec_out} if host in plan else {})},
+                                           plan, sl)
+                return spikes, np.zeros((spikes.shape[0], c.n_host))
+            m = sl.stop - sl.start
+            return np.zeros((m, 1, 1), np.uint8), self._host_currents(images[sl])
+
+        hc = host_counts[host]
         if mode == "independent":
             for start in range(0, n, chunk_size):
                 sl = slice(start, min(start + chunk_size, n))
-                host = self._host_spikes(images[sl], steps, sequential=False,
-                                         counts=host_counts, rec=host_rec, plan=plan, sl=sl)
-                shifted = np.zeros_like(host)
-                shifted[:, 1:] = host[:, :-1]
-                run_streams(shifted, *args, counts[sl], rec[sl], out_probe[sl], synops[sl])
+                spikes, J = host_inputs(sl, sequential=False)
+                if kind == HOST_GIVEN:
+                    shifted = np.zeros_like(spikes)
+                    shifted[:, 1:] = spikes[:, :-1]
+                    spikes = shifted
+                run_streams(spikes, kind, J, dt, *args, counts[sl], hc[sl], rec[sl],
+                            host_rec_out[sl], out_probe[sl], synops[sl])
         else:
-            host = self._host_spikes(images, steps, sequential=True, counts=host_counts,
-                                     rec=host_rec, plan=plan, sl=slice(0, n))
-            flat = host.reshape(n * steps, -1)
-            shifted = np.zeros_like(flat)
-            shifted[1:] = flat[:-1]
-            shifted = shifted.reshape(n, steps, -1)
+            spikes, J = host_inputs(slice(0, n), sequential=True)
+            if kind == HOST_GIVEN:
+                flat = spikes.reshape(n * steps, -1)
+                shifted = np.zeros_like(flat)
+                shifted[1:] = flat[:-1]
+                spikes = shifted.reshape(n, steps, -1)
             state = [np.zeros(c.n_compartments, np.int64) for _ in range(3)]
             spiked = np.zeros(c.n_compartments, np.bool_)
+            host_v = np.zeros(c.n_host)
+            host_prev = np.zeros(c.n_host, np.bool_)
             for i in range(n):
-                run_stream(shifted[i], *args, *state, spiked, counts[i], rec[i], out_probe[i],
-                           synops[i])
+                run_stream(spikes[i], kind, J[i], host_v, dt, *args, *state, spiked, host_prev,
+                           counts[i], hc[i], rec[i], host_rec_out[i], out_probe[i], synops[i])
 
         readout = self.network.readout
         tau = self.network.layers[readout.pre].synapse
         if mode == "sequential":
-            flat = host_readout(out_probe.reshape(1, n * steps, n_out), readout, tau,
-                                self.network.dt, sequential=True)
-            output = flat.reshape(n, steps, n_out)
+            flat = host_readout(out_probe.reshape(1, n * steps, c.n_out), readout, tau, dt)
+            output = flat.reshape(n, steps, c.n_out)
         else:
-            output = host_readout(out_probe, readout, tau, self.network.dt, sequential=False)
+            output = host_readout(out_probe, readout, tau, dt)
 
         spike_counts = dict(host_counts)
         for name in c.layer_names:
@@ -281,16 +290,53 @@ class Emulator:
             layer_counts = np.zeros((n, self.network.layers[name].n_neurons), np.int64)
             layer_counts[:, c.comp_neuron[sl]] = counts[:, sl]
             spike_counts[name] = layer_counts
-        spikes = dict(host_rec)
-        for name, (a, b) in chip_rec.items():
-            spikes[name] = rec[:, :, a:b]
-        spike_counts = {k: spike_counts[k] for k in self.network.layers}
+        spikes_out = dict(early_rec)
+        for name, (a, b) in {**chip_rec, **host_rec}.items():
+            spikes_out[name] = (rec if name in chip_rec else host_rec_out)[:, :, a:b]
+        names = list(self.network.layers)
         return EmulatorResult(
-            output=output, spike_counts=spike_counts, steps=steps, dt=float(self.network.dt),
-            mode=mode, spikes={k: spikes[k] for k in self.network.layers if k in spikes},
-            recorded_neurons={k: plan[k] for k in self.network.layers if k in plan},
+            output=output, spike_counts={k: spike_counts[k] for k in names}, steps=steps, dt=dt,
+            mode=mode, spikes={k: spikes_out[k] for k in names if k in spikes_out},
+            recorded_neurons={k: plan[k] for k in names if k in plan},
             synaptic_ops=synops[:, 0].copy(), host_layers=list(self.host_layers),
             seconds=time.perf_counter() - t0)
+
+    @staticmethod
+    def _columns(plan, names, size, positions):
+        """Column of every element recorded (``-1``: not recorded) and each layer's range."""
+        cols = np.full(size, -1, np.int64)
+        ranges = {}
+        col = 0
+        for name in names:
+            if name in plan:
+                ids = plan[name]
+                cols[positions(name, ids)] = col + np.arange(ids.size)
+                ranges[name] = (col, col + ids.size)
+                col += ids.size
+        return cols, ranges
+
+    def _host_kind(self) -> int:
+        """How the kernel gets the host spikes: integrated in-kernel for a single relu
+        layer fed by the input node, else from :func:`run_spiking`."""
+        from ..neurons import LoihiSpikingRectifiedLinear, SpikingRectifiedLinear
+        from .kernels import HOST_GIVEN, HOST_LOIHI_RELU, HOST_SPIKING_RELU
+
+        if len(self.host_layers) != 1:
+            return HOST_GIVEN
+        neuron_cls = type(self.network.layers[self.host_layers[0]].neuron)
+        return {LoihiSpikingRectifiedLinear: HOST_LOIHI_RELU,
+                SpikingRectifiedLinear: HOST_SPIKING_RELU}.get(neuron_cls, HOST_GIVEN)
+
+    def _host_currents(self, images: np.ndarray) -> np.ndarray:
+        """Input current of the single host layer for each image, as the float step sees it."""
+        from ..simulate import _input_matrix, connection_operator
+
+        layer = self.network.layers[self.host_layers[0]]
+        x = _input_matrix(self.network, images)
+        u = 0.0
+        for conn in self.network.connections_into(layer.name):
+            u = u + connection_operator(conn)(x)
+        return np.ascontiguousarray(layer.gain * u + layer.bias, dtype=np.float64)
 
     def _host_spikes(self, images, steps, sequential, counts, rec, plan, sl) -> np.ndarray:
         """Spikes of the last host layer ``(n, steps, n_host)`` (uint8), from the float step."""

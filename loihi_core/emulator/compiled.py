@@ -32,6 +32,10 @@ class CompiledChip:
         Per entry: the compartment where its row's indices start, and the row.
     row_ptr, row_idx, row_w
         Weight rows: indices (relative to ``fan_dest``) and integer weights.
+    seg_ptr, seg_off, seg_len
+        The same rows as runs of consecutive indices (what the kernels loop over: a dense
+        row is one run, a conv row one run per output pixel): run ``s`` adds
+        ``row_w[seg_w0[s] : seg_w0[s] + seg_len[s]]`` at ``fan_dest + seg_off[s]`` onwards.
     layer_names, layer_offsets
         On-chip layers and their compartment ranges ``layer_offsets[i]:layer_offsets[i+1]``
         (compartments of a layer are contiguous; ``comp_neuron`` maps them to neuron ids).
@@ -58,6 +62,10 @@ class CompiledChip:
     row_ptr: np.ndarray
     row_idx: np.ndarray
     row_w: np.ndarray
+    seg_ptr: np.ndarray
+    seg_off: np.ndarray
+    seg_w0: np.ndarray
+    seg_len: np.ndarray
     layer_names: list[str]
     layer_offsets: np.ndarray
     comp_neuron: np.ndarray
@@ -87,8 +95,83 @@ def _csr(n_sources: int, src: np.ndarray, dest: np.ndarray, row: np.ndarray):
     return ptr, dest[order], row[order]
 
 
-def compile_chip(chip: ChipModel) -> CompiledChip:
-    """Resolve the chip's routing into flat arrays (see :class:`CompiledChip`)."""
+def _segments(row_ptr: np.ndarray, row_idx: np.ndarray):
+    """Split every row into runs of consecutive indices."""
+    n = row_idx.size
+    brk = np.ones(n, bool)
+    if n:
+        brk[1:] = row_idx[1:] != row_idx[:-1] + 1
+        brk[row_ptr[:-1][row_ptr[:-1] < n]] = True
+    starts = np.nonzero(brk)[0]
+    lengths = np.diff(np.append(starts, n))
+    seg_ptr = np.searchsorted(starts, row_ptr).astype(np.int64)
+    return seg_ptr, row_idx[starts].astype(np.int32), starts.astype(np.int64), lengths.astype(np.int32)
+
+
+#: Largest number of (source, target) synapses for which :func:`compile_chip` expands the
+#: shared weight sets into one row per source (int32 each: 4 bytes per synapse).
+EXPAND_BUDGET = 48_000_000
+
+
+def compile_chip(chip: ChipModel, expand: bool | None = None) -> CompiledChip:
+    """Resolve the chip's routing into flat arrays (see :class:`CompiledChip`).
+
+    With ``expand`` (default: when the network has at most :data:`EXPAND_BUDGET`
+    synapses) every source gets one row over all its targets, in layer order (neuron-id
+    order), instead of one row per block it reaches. A spike then adds a few long runs
+    (all channels of an output pixel, across the blocks that split them) that the CPU
+    vectorises, instead of many short ones; the integer weights are the blocks' own.
+    """
+    compiled = _compile_blocks(chip)
+    if expand is None:
+        expand = _n_synapses(compiled) <= EXPAND_BUDGET
+    return _expanded(compiled) if expand else compiled
+
+
+def _n_synapses(c: CompiledChip) -> int:
+    return int((c.row_ptr[c.fan_row + 1] - c.row_ptr[c.fan_row]).sum())
+
+
+def _expanded(c: CompiledChip) -> CompiledChip:
+    """The same chip with one row per source and compartments in layer (neuron-id) order."""
+    n, n_host = c.n_compartments, c.n_host
+    layer_of = np.repeat(np.arange(len(c.layer_names)), np.diff(c.layer_offsets))
+    perm = c.layer_offsets[layer_of] + c.comp_neuron  # block order -> layer order
+    lengths = c.row_ptr[c.fan_row + 1] - c.row_ptr[c.fan_row]
+    starts = np.repeat(c.row_ptr[c.fan_row] - np.cumsum(lengths) + lengths, lengths)
+    k = starts + np.arange(int(lengths.sum()))
+    pos = perm[np.repeat(c.fan_dest, lengths) + c.row_idx[k]]
+    w = c.row_w[k]
+    src_of_entry = np.concatenate([
+        perm[np.repeat(np.arange(n), np.diff(c.comp_fan_ptr))],
+        n + np.repeat(np.arange(n_host), np.diff(c.host_fan_ptr))])
+    src = np.repeat(src_of_entry, lengths)
+    order = np.lexsort((pos, src))
+    counts = np.bincount(src, minlength=n + n_host)
+    row_ptr = np.zeros(n + n_host + 1, np.int64)
+    np.cumsum(counts, out=row_ptr[1:])
+    row_idx = pos[order]
+    seg_ptr, seg_off, seg_w0, seg_len = _segments(row_ptr, row_idx)
+
+    def permuted(a):
+        out = np.empty_like(a)
+        out[perm] = a
+        return out
+
+    return CompiledChip(
+        decay_u=permuted(c.decay_u), decay_v=permuted(c.decay_v), vth=permuted(c.vth),
+        bias=permuted(c.bias), refract=permuted(c.refract), vmin=permuted(c.vmin),
+        vmax=permuted(c.vmax), comp_fan_ptr=np.arange(n + 1, dtype=np.int64),
+        host_fan_ptr=n + np.arange(n_host + 1, dtype=np.int64),
+        fan_dest=np.zeros(n + n_host, np.int64), fan_row=np.arange(n + n_host, dtype=np.int64),
+        row_ptr=row_ptr, row_idx=row_idx, row_w=w[order], seg_ptr=seg_ptr, seg_off=seg_off,
+        seg_w0=seg_w0, seg_len=seg_len, layer_names=c.layer_names, layer_offsets=c.layer_offsets,
+        comp_neuron=permuted(c.comp_neuron), probe_row=permuted(c.probe_row),
+        probe_weights=c.probe_weights, host_layer=c.host_layer, n_host=n_host)
+
+
+def _compile_blocks(chip: ChipModel) -> CompiledChip:
+    """Flat arrays in block order, one weight row per (weight set, atom)."""
     network: SpikingNetwork = chip.network
     if any(b.compartments is None for b in chip.blocks):
         raise ValueError("the chip model is not discretized; map it with discretize=True")
@@ -153,7 +236,8 @@ def compile_chip(chip: ChipModel) -> CompiledChip:
     row_ptr = np.zeros(n_rows + 1, np.int64)
     np.cumsum(np.asarray(row_ptr_parts, np.int64), out=row_ptr[1:])
     row_idx = np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.int64)
-    row_w = np.concatenate(w_parts) if w_parts else np.zeros(0, np.int64)
+    row_w = (np.concatenate(w_parts) if w_parts else np.zeros(0, np.int64)).astype(np.int32)
+    seg_ptr, seg_off, seg_w0, seg_len = _segments(row_ptr, row_idx)
 
     def gather(parts):
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
@@ -186,7 +270,8 @@ def compile_chip(chip: ChipModel) -> CompiledChip:
         refract=cat(lambda b: b.compartments.refract_delay), vmin=cat(lambda b: b.compartments.vmin),
         vmax=cat(lambda b: b.compartments.vmax), comp_fan_ptr=comp_fan_ptr,
         host_fan_ptr=host_fan_ptr, fan_dest=fan_dest, fan_row=fan_row, row_ptr=row_ptr,
-        row_idx=row_idx, row_w=row_w, layer_names=layer_names,
+        row_idx=row_idx, row_w=row_w, seg_ptr=seg_ptr, seg_off=seg_off, seg_w0=seg_w0,
+        seg_len=seg_len, layer_names=layer_names,
         layer_offsets=np.asarray(layer_offsets, np.int64), comp_neuron=comp_neuron,
         probe_row=probe_row, probe_weights=np.ascontiguousarray(probe_weights),
         host_layer=host_layer, n_host=n_host)

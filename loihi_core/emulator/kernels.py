@@ -12,9 +12,15 @@ state (``independent`` mode, where streams run in parallel with ``prange``). Per
    [vmin, vmax], hold at 0 while refractory, spike when V > vth, reset and start the
    refractory count.
 
-All arithmetic is int64 and matches NengoLoihi's int32 emulator exactly: the only place
-int32 could overflow (the accumulator) is wrapped to 22 bits before it is used, and that
-wrap is the same modulo 2**32 or 2**64.
+Integer state is int64 and matches NengoLoihi's int32 emulator exactly. The accumulator
+is int32 like the reference's: it may wrap modulo 2**32, which does not change the 22-bit
+value the step uses.
+
+The host input layer is either given as a spike train (any neuron type, computed by
+:func:`loihi_core.simulate.run_spiking`) or, for the relu family driven by a constant
+image, integrated here with the same float64 operations as the NumPy step
+(``v += J*dt``; spike where ``v > 1``; ``v = max(v, 0)``; reset to 0) — bit for bit the
+same spikes, without a Python loop over time steps.
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ Q_HALF = 1 << 21
 U_MASK = (1 << 24) - 1
 U_HALF = 1 << 23
 
+#: ``host_kind`` values: spikes given, Loihi relu (one spike a step), nengo's ideal
+#: spiking relu (several spikes a step collapse to one on the way to the chip).
+HOST_GIVEN, HOST_LOIHI_RELU, HOST_SPIKING_RELU = 0, 1, 2
+
 
 @njit(inline="always")
 def _decay(x, d, offset):
@@ -36,48 +46,105 @@ def _decay(x, d, offset):
     return -(((-x) * r) >> 12)
 
 
+@njit(inline="always")
+def _add_row(inp, dest, r, seg_ptr, seg_off, seg_w0, seg_len, row_w):
+    """Add weight row ``r`` from compartment ``dest`` on; returns the number of adds."""
+    ops = 0
+    for s in range(seg_ptr[r], seg_ptr[r + 1]):
+        o = dest + seg_off[s]
+        w0 = seg_w0[s]
+        length = seg_len[s]
+        if length >= 16:  # a slice add vectorises; a scalar loop does not
+            target = inp[o:o + length]
+            target += row_w[w0:w0 + length]
+        else:
+            for k in range(length):
+                inp[o + k] += row_w[w0 + k]
+        ops += length
+    return ops
+
+
 @njit(nogil=True, cache=True)
-def run_stream(host_spikes, decay_u, decay_v, vth, bias, refract, vmin, vmax,
-               comp_fan_ptr, host_fan_ptr, fan_dest, fan_row, row_ptr, row_idx, row_w,
-               probe_row, probe_weights, rec_col, u, v, ref, spiked, counts, rec_out,
+def run_stream(host_spikes, host_kind, host_J, host_v, dt, decay_u, decay_v, vth, bias, refract,
+               vmin, vmax, comp_fan_ptr, host_fan_ptr, fan_dest, fan_row, seg_ptr, seg_off,
+               seg_w0, seg_len, row_w, probe_row, probe_weights, rec_col, host_rec_col,
+               u, v, ref, spiked, host_prev, counts, host_counts, rec_out, host_rec_out,
                probe_out, synops):
-    """Run ``host_spikes.shape[0]`` steps, continuing from the state ``u, v, ref, spiked``.
+    """Run ``probe_out.shape[0]`` steps, continuing from the given state.
 
-    Step ``t`` adds the host spikes ``host_spikes[t]`` (the caller shifts the host's
-    spike train by one step: row 0 holds the step before the stream, zeros for a fresh
-    start).
-
-    ``counts`` (per compartment), ``rec_out`` (steps × recorded columns, for compartments
-    with ``rec_col >= 0``) and ``probe_out`` (steps × outputs: the spikes of the probed
-    compartments through ``probe_weights``) are filled in place; ``synops[0]`` counts the
-    synaptic weight additions.
+    With ``host_kind == HOST_GIVEN`` step ``t`` adds the host spikes ``host_spikes[t]``
+    (already shifted by one step by the caller). Otherwise the host relu layer is
+    integrated from the constant current ``host_J`` (voltage ``host_v``), its spikes of
+    step ``t`` reach the chip at ``t + 1``; ``host_prev`` carries the last step's spikes
+    across calls. ``counts``/``host_counts`` (spikes), ``rec_out``/``host_rec_out``
+    (recorded columns ``rec_col``/``host_rec_col``) and ``probe_out`` (spikes of the probed
+    compartments through ``probe_weights``) are filled in place.
     """
     n = vth.shape[0]
-    n_host = host_spikes.shape[1]
+    n_host = host_fan_ptr.shape[0] - 1
     n_out = probe_weights.shape[1]
-    steps = host_spikes.shape[0]
-    inp = np.zeros(n, np.int64)
+    steps = probe_out.shape[0]
+    inp = np.zeros(n, np.int32)
     ops = 0
+    # the sources that spiked in the previous step, as lists (cheaper than scanning)
+    fired = np.nonzero(spiked)[0]
+    n_fired = fired.size
+    fired_list = np.empty(n, np.int64)
+    fired_list[:n_fired] = fired
+    host_fired = np.empty(n_host, np.int64)
+    n_host_fired = 0
+    for h in range(n_host):
+        if host_prev[h]:
+            host_fired[n_host_fired] = h
+            n_host_fired += 1
     for t in range(steps):
         inp[:] = 0
-        for h in range(n_host):
-            if host_spikes[t, h]:
-                for e in range(host_fan_ptr[h], host_fan_ptr[h + 1]):
-                    dest = fan_dest[e]
-                    r = fan_row[e]
-                    for k in range(row_ptr[r], row_ptr[r + 1]):
-                        inp[dest + row_idx[k]] += row_w[k]
-                    ops += row_ptr[r + 1] - row_ptr[r]
+        if host_kind == HOST_GIVEN:
+            n_host_fired = 0
+            for h in range(n_host):
+                if host_spikes[t, h] != 0:
+                    host_fired[n_host_fired] = h
+                    n_host_fired += 1
+        for i in range(n_host_fired):
+            h = host_fired[i]
+            for e in range(host_fan_ptr[h], host_fan_ptr[h + 1]):
+                ops += _add_row(inp, fan_dest[e], fan_row[e], seg_ptr, seg_off, seg_w0,
+                                seg_len, row_w)
+        if host_kind != HOST_GIVEN:
+            n_host_fired = 0
+            for h in range(n_host):
+                vh = host_v[h]
+                if host_kind == HOST_LOIHI_RELU:
+                    vh += host_J[h] * dt
+                    s = vh > 1
+                    if vh < 0:
+                        vh = 0.0
+                    if s:
+                        vh = 0.0
+                else:
+                    jh = host_J[h]
+                    if jh < 0:
+                        jh = 0.0
+                    vh += jh * dt
+                    k = np.floor(vh)
+                    vh -= k
+                    s = k > 0
+                host_v[h] = vh
+                host_prev[h] = s
+                if s:
+                    host_fired[n_host_fired] = h
+                    n_host_fired += 1
+                    host_counts[h] += 1 if host_kind == HOST_LOIHI_RELU else np.int64(k)
+                    if host_rec_col[h] >= 0:
+                        host_rec_out[t, host_rec_col[h]] = 1
+        for i in range(n_fired):
+            c = fired_list[i]
+            for e in range(comp_fan_ptr[c], comp_fan_ptr[c + 1]):
+                ops += _add_row(inp, fan_dest[e], fan_row[e], seg_ptr, seg_off, seg_w0,
+                                seg_len, row_w)
+        n_fired = 0
         for c in range(n):
-            if spiked[c]:
-                for e in range(comp_fan_ptr[c], comp_fan_ptr[c + 1]):
-                    dest = fan_dest[e]
-                    r = fan_row[e]
-                    for k in range(row_ptr[r], row_ptr[r + 1]):
-                        inp[dest + row_idx[k]] += row_w[k]
-                    ops += row_ptr[r + 1] - row_ptr[r]
-        for c in range(n):
-            q = ((inp[c] + Q_HALF) & Q_MASK) - Q_HALF
+            q = ((np.int64(inp[c]) + Q_HALF) & Q_MASK) - Q_HALF
             uc = _decay(u[c], decay_u[c], 1) + q
             uc = ((uc + U_HALF) & U_MASK) - U_HALF
             u[c] = uc
@@ -94,6 +161,8 @@ def run_stream(host_spikes, decay_u, decay_v, vth, bias, refract, vmin, vmax,
                 vc = 0
                 ref[c] = refract[c]
                 counts[c] += 1
+                fired_list[n_fired] = c
+                n_fired += 1
                 if rec_col[c] >= 0:
                     rec_out[t, rec_col[c]] = 1
                 p = probe_row[c]
@@ -108,14 +177,20 @@ def run_stream(host_spikes, decay_u, decay_v, vth, bias, refract, vmin, vmax,
 
 
 @njit(nogil=True, cache=True, parallel=True)
-def run_streams(host_spikes, decay_u, decay_v, vth, bias, refract, vmin, vmax,
-                comp_fan_ptr, host_fan_ptr, fan_dest, fan_row, row_ptr, row_idx, row_w,
-                probe_row, probe_weights, rec_col, counts, rec_out, probe_out, synops):
-    """:func:`run_stream` from a zero state for every stream ``host_spikes[i]``, in parallel."""
+def run_streams(host_spikes, host_kind, host_J, dt, decay_u, decay_v, vth, bias, refract, vmin,
+                vmax, comp_fan_ptr, host_fan_ptr, fan_dest, fan_row, seg_ptr, seg_off, seg_w0,
+                seg_len, row_w, probe_row, probe_weights, rec_col, host_rec_col, counts,
+                host_counts, rec_out, host_rec_out, probe_out, synops):
+    """:func:`run_stream` from a zero state for every stream ``i``, in parallel.
+
+    Per stream ``i``: ``host_spikes[i]`` (given spikes) or ``host_J[i]`` (host currents).
+    """
     n = vth.shape[0]
-    for i in prange(host_spikes.shape[0]):
-        run_stream(host_spikes[i], decay_u, decay_v, vth, bias, refract, vmin, vmax,
-                   comp_fan_ptr, host_fan_ptr, fan_dest, fan_row, row_ptr, row_idx, row_w,
-                   probe_row, probe_weights, rec_col, np.zeros(n, np.int64),
-                   np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.bool_),
-                   counts[i], rec_out[i], probe_out[i], synops[i])
+    n_host = host_fan_ptr.shape[0] - 1
+    for i in prange(probe_out.shape[0]):
+        run_stream(host_spikes[i], host_kind, host_J[i], np.zeros(n_host), dt, decay_u, decay_v,
+                   vth, bias, refract, vmin, vmax, comp_fan_ptr, host_fan_ptr, fan_dest, fan_row,
+                   seg_ptr, seg_off, seg_w0, seg_len, row_w, probe_row, probe_weights, rec_col,
+                   host_rec_col, np.zeros(n, np.int64), np.zeros(n, np.int64),
+                   np.zeros(n, np.int64), np.zeros(n, np.bool_), np.zeros(n_host, np.bool_),
+                   counts[i], host_counts[i], rec_out[i], host_rec_out[i], probe_out[i], synops[i])
