@@ -120,3 +120,23 @@ def reference_network(name: str) -> SpikingNetwork:
     return SpikingNetwork(input_name=input_name, input_shape=input_shape, layers=layers,
                           connections=connections, readout=readout, dt=case.info["dt"],
                           presentation_steps=case.steps_per_image)
+
+
+def case_config(case: str) -> dict:
+    """The tuned-config JSON equivalent of a reference case's settings."""
+    ref = load_case(case)
+    s = ref.settings
+    scale = s["scale_firing_rates"]
+    neuron = {"type": s["neuron"], **s["neuron_args"]} if s["neuron_args"] else s["neuron"]
+    layers = {}
+    for name in ref.info["layers"]:
+        entry = {}
+        if isinstance(scale, dict):
+            entry["scale_firing_rates"] = scale[name]
+        if name in s["block_shapes"]:
+            entry["block_shape"] = s["block_shapes"][name]
+        if entry:
+            layers[name] = entry
+    return {"schema_version": 1, "dt": ref.info["dt"], "presentation_steps": ref.steps_per_image,
+            "neuron": neuron, "scale_firing_rates": 1.0 if isinstance(scale, dict) else scale,
+            "synapse": s["synapse"], "layers": layers}

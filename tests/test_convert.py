@@ -25,7 +25,7 @@ from loihi_core.convert import convert, default_on_chip, neuron_layer_shapes  # 
 from loihi_core.errors import ConfigError, ConversionError  # noqa: E402
 from loihi_core.simulate import run_rates  # noqa: E402
 from loihi_core.verify import keras_activations  # noqa: E402
-from refcases import CASES, load_case, reference_network  # noqa: E402
+from refcases import CASES, case_config, load_case, reference_network  # noqa: E402
 
 L = keras.layers
 IDEAL = {"schema_version": 1, "neuron": "RectifiedLinear", "scale_firing_rates": 7.3}
@@ -372,30 +372,11 @@ def test_conversion_error_carries_the_layer_name():
 # settings from the tuned config
 # ---------------------------------------------------------------------------------------
 
-def _case_config(case: str) -> dict:
-    """The tuned-config JSON equivalent of a reference case's settings."""
-    ref = load_case(case)
-    s = ref.settings
-    scale = s["scale_firing_rates"]
-    neuron = {"type": s["neuron"], **s["neuron_args"]} if s["neuron_args"] else s["neuron"]
-    layers = {}
-    for name in ref.info["layers"]:
-        entry = {}
-        if isinstance(scale, dict):
-            entry["scale_firing_rates"] = scale[name]
-        if name in s["block_shapes"]:
-            entry["block_shape"] = s["block_shapes"][name]
-        if entry:
-            layers[name] = entry
-    return {"schema_version": 1, "dt": ref.info["dt"], "presentation_steps": ref.steps_per_image,
-            "neuron": neuron, "scale_firing_rates": 1.0 if isinstance(scale, dict) else scale,
-            "synapse": s["synapse"], "layers": layers}
-
 
 @pytest.mark.parametrize("case", CASES)
 def test_reference_cases_convert_to_nengo_dl_gains_amplitudes_and_weights(case):
     ref = load_case(case)
-    net = convert(ref.keras_path, _case_config(case))
+    net = convert(ref.keras_path, case_config(case))
     assert list(net.layers) == list(ref.info["layers"])
     for name, want in ref.info["layers"].items():
         layer = net.layers[name]
@@ -426,7 +407,7 @@ def test_reference_cases_convert_to_nengo_dl_gains_amplitudes_and_weights(case):
 @pytest.mark.parametrize("case", CASES)
 def test_reference_rate_mode_with_ideal_neurons_equals_stored_keras_output(case):
     ref = load_case(case)
-    net = convert(ref.keras_path, {**_case_config(case), "neuron": "RectifiedLinear"})
+    net = convert(ref.keras_path, {**case_config(case), "neuron": "RectifiedLinear"})
     assert_round_off_equal(run_rates(net, ref.arrays["images"]), ref.arrays["keras_output"])
 
 
