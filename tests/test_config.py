@@ -157,3 +157,38 @@ def test_fuzz_loader_only_raises_config_error(doc):
         return
     again = load_config(c.to_json())
     assert again == c and again.to_json() == c.to_json()
+
+
+# ---------------------------------------------------------------------------------------
+# the published JSON Schema agrees with the loader
+# ---------------------------------------------------------------------------------------
+
+def _schema_validator():
+    import importlib.resources
+
+    import jsonschema
+
+    text = (importlib.resources.files("loihi_core") / "schemas" / "tuned-config-v1.schema.json").read_text()
+    schema = json.loads(text)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_schema_accepts_the_documented_example_and_what_we_write():
+    validator = _schema_validator()
+    validator.validate(EXAMPLE)
+    validator.validate(json.loads(load_config(EXAMPLE).to_json()))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(json_values, config_like))
+def test_schema_and_loader_agree(doc):
+    """A document is valid for the schema exactly when the loader accepts it."""
+    validator = _schema_validator()
+    schema_ok = not list(validator.iter_errors(doc))
+    try:
+        load_config(json.dumps(doc))
+        loader_ok = True
+    except ConfigError:
+        loader_ok = False
+    assert schema_ok == loader_ok, doc
