@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -163,6 +164,7 @@ def test_fuzz_loader_only_raises_config_error(doc):
 # the published JSON Schema agrees with the loader
 # ---------------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1)
 def _schema_validator():
     import importlib.resources
 
