@@ -187,10 +187,17 @@ def initial_scales(network: SpikingNetwork, images: np.ndarray, target_rate: flo
 
 
 def calibrate(model: Any, images: np.ndarray, config: Any = None, target_rate: float = 200.0, *,
-              tolerance: float = 0.05, max_iterations: int = 12, method: str = "emulator",
+              tolerance: float = 0.05, max_iterations: int = 10, method: str = "emulator",
               presentation_steps: int | None = None, layers: list[str] | None = None,
               progress: Callable[[int, dict[str, float]], None] | None = None) -> CalibrationResult:
     """Find per-layer ``scale_firing_rates`` that put every layer's mean rate on target.
+
+    A layer's rate depends on its own scale and on the layers before it, never on the
+    ones after, so layers are calibrated in order: for each, a 1-D search on its scale
+    (log-log secant inside a bracket, starting from the tutorial's one-shot estimate),
+    with the earlier layers already fixed. When the layer's rate jumps over the band
+    (an input layer fed by identical pixel values moves in whole 1/(n·dt) steps), the
+    scale giving the closest rate is kept and the layer is reported off target.
 
     Parameters
     ----------
@@ -205,12 +212,14 @@ def calibrate(model: Any, images: np.ndarray, config: Any = None, target_rate: f
         ceiling of every layer's neuron type).
     tolerance
         Relative band around the target (0.05 = ±5 %).
+    max_iterations
+        Measurements per layer at most.
     method
         ``"emulator"`` (bit-exact, default) or ``"rate"`` (chip-true rate functions).
     layers
         Layers to calibrate (default: every spiking neuron layer).
     progress
-        Called as ``progress(iteration, rates)`` after each measurement.
+        Called as ``progress(measurement, rates)`` after each measurement.
 
     Raises
     ------
@@ -235,45 +244,75 @@ def calibrate(model: Any, images: np.ndarray, config: Any = None, target_rate: f
                 f"choose a lower target")
     start = initial_scales(network, images, target_rate)
     scales = {n: start[n] for n in names}
-    points: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
-    history = []
+    history: list[dict] = []
     rates: dict[str, float] = {}
-    converged = False
-    for iteration in range(max_iterations):
+
+    def measure() -> dict[str, float]:
+        nonlocal cfg
         for name in names:
             cfg = cfg.with_layer(name, scale_firing_rates=float(scales[name]))
         stats = measure_rates(graph, images, cfg, method=method,
                               presentation_steps=presentation_steps)
-        rates = {n: stats[n].mean_active for n in names}
-        history.append({"scales": dict(scales), "rates": dict(rates)})
+        result = {n: stats[n].mean_active for n in names}
+        history.append({"scales": dict(scales), "rates": dict(result)})
         if progress is not None:
-            progress(iteration, dict(rates))
-        off = [n for n in names if abs(rates[n] / target_rate - 1) > tolerance]
-        if not off:
-            converged = True
-            break
-        for name in off:
-            points[name].append((math.log(scales[name]), math.log(max(rates[name], 1e-3))))
-            scales[name] = _next_scale(points[name], math.log(target_rate), scales[name])
+            progress(len(history) - 1, dict(result))
+        return result
+
+    rates = measure()
+    for name in names:
+        tried: list[tuple[float, float]] = []  # (scale, rate) of this layer
+        for _ in range(max_iterations):
+            tried.append((scales[name], rates[name]))
+            if abs(rates[name] / target_rate - 1) <= tolerance:
+                break
+            nxt = _next_scale(tried, target_rate)
+            if nxt is None:  # the band falls in a jump of the rate: keep the closest
+                break
+            scales[name] = nxt
+            rates = measure()
+        best_scale, best_rate = min(tried + [(scales[name], rates[name])],
+                                    key=lambda p: abs(math.log(max(p[1], 1e-9) / target_rate)))
+        if best_scale != scales[name]:
+            scales[name] = best_scale
+            rates = measure()
+    converged = all(abs(rates[n] / target_rate - 1) <= tolerance for n in names
+                    if network.layers[n].on_chip)
+    for name in names:
+        cfg = cfg.with_layer(name, scale_firing_rates=float(scales[name]))
     return CalibrationResult(config=cfg, scales=dict(scales), rates=rates,
                              initial_scales={n: start[n] for n in names}, history=history,
                              converged=converged, target_rate=float(target_rate),
                              tolerance=float(tolerance))
 
 
-def _next_scale(points: list[tuple[float, float]], log_target: float, scale: float) -> float:
-    """Next scale from the measured (log scale, log rate) points of a layer.
+def _next_scale(tried: list[tuple[float, float]], target: float) -> float | None:
+    """The next scale to try for one layer, from its measured (scale, rate) points.
 
-    Secant in log-log space through the two most recent points with different rates
-    (the rate grows roughly like the scale); a proportional step otherwise. Steps are
-    limited to ×/÷ 4 so a silent or saturated layer cannot throw the search off.
+    Inside a bracket (one point below the target, one above) interpolate in log-log
+    space, where a relu layer's rate is roughly linear; outside, extrapolate with the
+    latest slope (1 until known), at most ×/÷ 4 per step. ``None`` when the bracket has
+    closed to 0.1 % without reaching the band.
     """
-    ls, lr = points[-1]
+    below = [p for p in tried if p[1] < target]
+    above = [p for p in tried if p[1] > target]
+    log = math.log
+    if below and above:
+        lo = max(below, key=lambda p: p[0])
+        hi = min(above, key=lambda p: p[0])
+        if hi[0] <= lo[0] * 1.001:
+            return None
+        if lo[1] <= 0:
+            return math.sqrt(lo[0] * hi[0])
+        frac = (log(target) - log(lo[1])) / (log(hi[1]) - log(lo[1]))
+        frac = min(max(frac, 0.1), 0.9)  # stay strictly inside the bracket
+        return math.exp(log(lo[0]) + frac * (log(hi[0]) - log(lo[0])))
+    s, r = tried[-1]
     slope = 1.0
-    for ls0, lr0 in reversed(points[:-1]):
-        if abs(ls - ls0) > 1e-9 and abs(lr - lr0) > 1e-9:
-            slope = min(max((lr - lr0) / (ls - ls0), 0.2), 5.0)
-            break
-    step = (log_target - lr) / slope
-    step = min(max(step, -math.log(4)), math.log(4))
-    return float(math.exp(ls + step))
+    if len(tried) >= 2:
+        (s0, r0), (s1, r1) = tried[-2], tried[-1]
+        if r0 > 0 and r1 > 0 and abs(log(s1 / s0)) > 1e-9 and abs(log(r1 / r0)) > 1e-9:
+            slope = min(max(log(r1 / r0) / log(s1 / s0), 0.2), 5.0)
+    step = log(4.0) if r <= 0 else (log(target) - log(r)) / slope
+    step = min(max(step, -log(4.0)), log(4.0))
+    return float(math.exp(log(s) + step))
