@@ -63,3 +63,7 @@ class MappingError(LoihiStudioError, ValueError):
 
 class DiscretizationError(LoihiStudioError, ValueError):
     """Float parameters cannot be represented by Loihi's integer registers."""
+
+
+class DataError(LoihiStudioError, ValueError):
+    """An image/label data file or array is missing, malformed or does not fit the model."""
