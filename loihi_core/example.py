@@ -135,48 +135,26 @@ def _spiking_accuracy(model, config: TunedConfig, images: np.ndarray, labels: np
     return np.mean(result.output.argmax(axis=2) == labels[:, None], axis=0)
 
 
-def build_example(out_dir: str | os.PathLike, *, seed: int = 0, relu_epochs: int = 10,
-                  loihi_epochs: int = 4, spiking_images: int = 200,
-                  log=print) -> dict[str, Any]:
-    """Train the tutorial network and write the three example files into ``out_dir``.
+def train_example_models(split, *, seed: int = 0, relu_epochs: int = 10, loihi_epochs: int = 4,
+                         log=print) -> tuple[Any, Any, dict[str, Any]]:
+    """Train the tutorial network with ReLUs, then fine-tune it through Loihi rates.
 
-    1. ReLU training (Adam 1e-3, batch 32) on the 4 000 training digits, the last 10 % as
-       validation;
-    2. Loihi-aware fine-tuning (:func:`loihi_core.train.train`, LoihiSpikingRectifiedLinear
-       rates at scale 100, Adam 3e-4), kept if its Loihi-rate validation accuracy is at
-       least the ReLU model's (the decision never looks at the test set);
-    3. a float-spiking check of the chosen model on ``spiking_images`` test digits.
-
-    Sets the global Python/NumPy/TensorFlow seeds. On CPU that makes the build
-    reproducible: two builds give bit-identical weights. (TensorFlow's
-    ``enable_op_determinism`` is not needed for that and makes tf.data log spurious
-    errors.)
-
-    Returns
-    -------
-    dict
-        The numbers printed: accuracies (Keras, Loihi rates, spiking) of both models,
-        training times, file sizes.
+    Returns ``(relu_model, loihi_model, summary)``; ``summary["kept"]`` says which one the
+    example keeps: the Loihi-tuned weights when their Loihi-rate validation accuracy is at
+    least the ReLU model's (the choice never looks at the test set). Both models are
+    uncompiled (no optimizer state is saved with them).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    t_start = time.perf_counter()
     import keras  # noqa: PLC0415
 
-    from .data import MNIST_ATTRIBUTION, load_mnist
     from .train import set_seeds, train
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     config = example_config()
-    split = load_mnist(n_test=N_TEST, seed=seed)
     x_train, y_train, x_test, y_test = split.x_train, split.y_train, split.x_test, split.y_test
     n_val = int(round(0.1 * len(x_train)))
     x_val, y_val = x_train[-n_val:], y_train[-n_val:]  # what validation_split=0.1 holds out
     summary: dict[str, Any] = {"n_train": len(x_train) - n_val, "n_validation": n_val,
                                "n_test": len(x_test), "seed": seed}
-    log(f"MNIST: {summary['n_train']} training, {n_val} validation, {len(x_test)} test digits "
-        f"({MNIST_ATTRIBUTION})")
-
     # 1. ReLU
     set_seeds(seed)
     relu = build_tutorial_model()
@@ -205,14 +183,50 @@ def build_example(out_dir: str | os.PathLike, *, seed: int = 0, relu_epochs: int
             f"{summary[f'{key}_rate_validation']:.1%})")
     keep_tuned = summary["loihi_rate_validation"] >= summary["relu_rate_validation"]
     summary["kept"] = "loihi" if keep_tuned else "relu"
-    if keep_tuned:
-        chosen = tuned
-    else:  # an uncompiled copy: no optimizer state in the saved file
-        chosen = type(relu).from_config(relu.get_config())
-        chosen.set_weights(relu.get_weights())
+    plain = type(relu).from_config(relu.get_config())  # uncompiled: no optimizer state
+    plain.set_weights(relu.get_weights())
     log(f"keeping the {'Loihi-tuned' if keep_tuned else 'ReLU-trained'} weights "
         f"(Loihi-rate validation accuracy {summary['loihi_rate_validation']:.1%} vs "
         f"{summary['relu_rate_validation']:.1%})")
+    return plain, tuned, summary
+
+
+def build_example(out_dir: str | os.PathLike, *, seed: int = 0, relu_epochs: int = 10,
+                  loihi_epochs: int = 4, spiking_images: int = 200,
+                  log=print) -> dict[str, Any]:
+    """Train the tutorial network and write the three example files into ``out_dir``.
+
+    1. ReLU training (Adam 1e-3, batch 32) on the 4 000 training digits, the last 10 % as
+       validation;
+    2. Loihi-aware fine-tuning (:func:`loihi_core.train.train`, LoihiSpikingRectifiedLinear
+       rates at scale 100, Adam 3e-4), kept if its Loihi-rate validation accuracy is at
+       least the ReLU model's (the decision never looks at the test set);
+    3. a float-spiking check of the chosen model on ``spiking_images`` test digits.
+
+    Sets the global Python/NumPy/TensorFlow seeds. On CPU that makes the build
+    reproducible: two builds give bit-identical weights. (TensorFlow's
+    ``enable_op_determinism`` is not needed for that and makes tf.data log spurious
+    errors.)
+
+    Returns
+    -------
+    dict
+        The numbers printed: accuracies (Keras, Loihi rates, spiking) of both models,
+        training times, file sizes.
+    """
+    t_start = time.perf_counter()
+    from .data import MNIST_ATTRIBUTION, load_mnist
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config = example_config()
+    split = load_mnist(n_test=N_TEST, seed=seed)
+    log(f"MNIST: {len(split.x_train)} training digits (10 % for validation), "
+        f"{len(split.x_test)} test digits ({MNIST_ATTRIBUTION})")
+    relu, tuned, summary = train_example_models(split, seed=seed, relu_epochs=relu_epochs,
+                                                loihi_epochs=loihi_epochs, log=log)
+    chosen = tuned if summary["kept"] == "loihi" else relu
+    x_test, y_test = split.x_test, split.y_test
 
     # 3. spiking check
     if spiking_images:
