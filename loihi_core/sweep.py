@@ -149,8 +149,6 @@ MAX_CONFIGS = 100_000
 
 _SWEEP_KEYS = ("schema_version", "base_config", "grid", "random")
 _RANDOM_KEYS = ("n", "seed", "space")
-_METRICS = ("accuracy", "spikes_per_image", "synops_per_image", "n_cores", "latency_steps",
-            "n_images", "seconds", "error", "config")
 
 
 class SweepError(ConfigError):
@@ -962,6 +960,33 @@ def _prepare_dask_worker() -> None:
             numba_config.reload_config()
 
 
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    out = {"loihi_core": __version__}
+    for name in ("numpy", "numba"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def worker_info() -> dict[str, Any]:
+    """What a (Dask worker) process runs with: ``client.run(worker_info)`` checks a cluster.
+
+    Returns the pid, the package versions that must match the client's, the Numba cache
+    directory in use, whether the process has set itself up for sweeps, and whether it
+    imported TensorFlow (sweep workers never should).
+    """
+    return {"pid": os.getpid(), "versions": _versions(),
+            "numba_cache_dir": os.environ.get("NUMBA_CACHE_DIR"),
+            "prepared": _WORKER_READY,
+            "tensorflow_imported": "tensorflow" in sys.modules or "keras" in sys.modules}
+
+
 def _dask_task(graph: Any, images: np.ndarray, labels: np.ndarray, start: int, stop: int,
                config_json: str, cache_key: str, numba_threads: int | None) -> ShardStats:
     """A sweep task on a Dask worker: the scattered arrays are sliced here, not shipped."""
@@ -1275,10 +1300,35 @@ class _DaskBackend(_Backend):
         if self.cluster is not None:
             self.cluster.close()
 
+    def _check_workers(self) -> None:
+        """Refuse a cluster without workers or whose workers run other versions."""
+        client = self.client
+        if not client.scheduler_info().get("workers"):
+            try:
+                client.wait_for_workers(1, timeout=60)
+            except TimeoutError:
+                raise SweepError([("scheduler", f"the Dask cluster at {client.scheduler.address} "
+                                   f"has no workers (waited 60 s); start some with: dask worker "
+                                   f"{client.scheduler.address} --nthreads 1")]) from None
+        try:
+            infos = client.run(worker_info)
+        except Exception as exc:  # noqa: BLE001 (e.g. workers without loihi_core)
+            raise SweepError([("scheduler", f"the Dask workers cannot run Loihi Studio code "
+                               f"({type(exc).__name__}: {exc}); install the same loihi-studio on "
+                               f"every worker")]) from None
+        mine = _versions()
+        problems = [("scheduler", f"worker {addr} has {name} {info['versions'].get(name)}, this "
+                     f"process {want}; install the same versions everywhere")
+                    for addr, info in infos.items() for name, want in mine.items()
+                    if info["versions"].get(name) != want]
+        if problems:
+            raise SweepError(problems[:10])
+
     def run(self, graph, images, labels, tasks, configs_json, token, retries):
         from distributed import as_completed
 
         client = self.client
+        self._check_workers()
         graph_f, images_f, labels_f = client.scatter([graph, images, labels], broadcast=True,
                                                      hash=False)
         futures = {}
@@ -1449,5 +1499,5 @@ __all__ = ["SweepError", "SweepPoint", "SweepSpec", "RandomSearch", "SweepProgre
            "ShardStats", "load_sweep", "apply_params", "effective_value", "sample_random",
            "check_against_model", "evaluate_shard", "combine_shards", "latency_steps",
            "run_sweep", "save_results", "load_results", "config_of", "pareto_front",
-           "best_row", "describe_params", "worker_numba_cache_dir", "SWEEP_SCHEMA_VERSION",
+           "best_row", "describe_params", "worker_numba_cache_dir", "worker_info", "SWEEP_SCHEMA_VERSION",
            "TOP_FIELDS", "LAYER_FIELDS", "DISTRIBUTIONS", "MAX_CONFIGS"]

@@ -1,0 +1,478 @@
+"""The Loihi Studio dashboard: :func:`create_app` builds one per browser session.
+
+``panel serve app`` (``app/main.py``), ``python launch.py`` and the tests all call
+:func:`create_app`, so every session gets its own :class:`~app.state.StudioState`,
+runner and widgets: two users never see each other's changes. Only read-only data (the
+bundled example, cached reference outputs) is shared between sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+import panel as pn
+import param
+
+from loihi_core.errors import LoihiStudioError
+
+from . import exporting
+from .data import DataError, ModelBundle, bundle_for_graph, example_future, input_shape, load_model_bytes, read_npz
+from .pipeline import calibrate as run_calibration, evaluate as run_evaluation
+from .runner import Runner
+from .state import StudioState
+from .sweep_view import SweepPanel
+from .views import (CoresPanel, KpiStrip, LayerCard, RasterPanel, RatesPanel, _alert, _show,
+                    network_table)
+
+ACCENT = "#0071c5"
+HEADER = "#0b2e4f"
+
+CSS = """
+.kpi-row {display: flex; flex-wrap: wrap; gap: 10px; align-items: stretch;}
+.kpi {background: white; border: 1px solid #d9dee5; border-radius: 6px; padding: 6px 14px;
+      min-width: 150px; flex: 1 1 150px;}
+.kpi-title {font-size: 0.78em; color: #5b6675; text-transform: uppercase; letter-spacing: .04em;}
+.kpi-value {font-size: 1.55em; font-weight: 600; line-height: 1.25;}
+.kpi-sub {font-size: 0.8em; color: #6b7280;}
+.kpi-stale {align-self: center; color: #b26b00; font-size: 0.85em; max-width: 260px;}
+.net-table {border-collapse: collapse; font-size: 0.9em; margin: 6px 0 14px 0;}
+.net-table td, .net-table th {border-bottom: 1px solid #e3e7ec; padding: 4px 10px; text-align: left;}
+.net-table th {background: #f3f6f9;}
+"""
+
+SECTION = {"font-size": "0.95em", "font-weight": "600", "color": HEADER, "margin-top": "4px"}
+
+
+def _section(title: str) -> pn.pane.HTML:
+    return pn.pane.HTML(f"<div>{title}</div>", styles=SECTION, margin=(10, 8, 0, 8))
+
+
+class Dashboard(pn.viewable.Viewer):
+    """One session's dashboard: state, runner, widgets, plots and their wiring."""
+
+    def __init__(self, bundle: ModelBundle | None = None, **params: Any):
+        super().__init__(**params)
+        self.state = StudioState()
+        self.cards: dict[str, LayerCard] = {}
+        self.kpi = KpiStrip(state=self.state)
+        self.cores = CoresPanel(state=self.state)
+        self.rates = RatesPanel(state=self.state)
+        self.raster = RasterPanel(state=self.state)
+        self.sweep = SweepPanel(state=self.state)
+        self.runner = Runner(self.state, waiting=self._waiting_panes)
+        self._seen_files: set[tuple[str, int]] = set()
+        self._build_sidebar()
+        self._build_main()
+        self._wire()
+        self.template = self._build_template()
+        if bundle is None:
+            future = example_future()
+            if future.done() and future.exception() is None:
+                bundle = future.result()  # the server is warm: build the page complete
+        if bundle is not None:
+            self.state.set_bundle(bundle)
+        else:
+            pn.state.onload(self._load_example)
+
+    # ------------------------------------------------------------------------------------
+    # layout
+    # ------------------------------------------------------------------------------------
+    def _build_sidebar(self) -> None:
+        st = self.state
+        self.model_info = pn.pane.HTML("Loading the bundled example…", sizing_mode="stretch_width",
+                                       margin=(2, 8), styles={"font-size": "0.9em"})
+        # no accepted_filetypes: FilePond checks MIME types, and browsers give .npz files
+        # various ones (zip, octet-stream); _on_files dispatches on the extension instead
+        self.dropper = pn.widgets.FileDropper(
+            multiple=True, max_file_size="200MB",
+            layout="compact", sizing_mode="stretch_width", margin=(4, 8), css_classes=["upload"])
+        self.example_button = pn.widgets.Button(label="Bundled example", icon="restore", color="primary",
+                                                variant="outline", margin=(2, 8), width=160)
+        self.file_alert = _alert()
+        self.target = pn.widgets.FloatInput.from_param(st.param.target_rate, label="target rate (Hz)",
+                                                       step=10, width=150, margin=(2, 8))
+        self.dt = pn.widgets.FloatInput.from_param(st.param.dt, label="dt (s)", step=0.0005,
+                                                   format="0.0000", width=150, margin=(2, 8))
+        self.steps = pn.widgets.IntInput.from_param(st.param.presentation_steps,
+                                                    label="presentation steps", width=150, margin=(2, 8))
+        self.live = pn.widgets.IntInput.from_param(st.param.live_images, label="live images",
+                                                   width=150, margin=(2, 8))
+        self.n_images = pn.widgets.IntInput.from_param(st.param.n_images, label="images for Run",
+                                                       width=150, margin=(2, 8))
+        self.global_alert = _alert()
+        self.autoscale = pn.widgets.Button(label="Auto-scale to target", color="primary",
+                                           sizing_mode="stretch_width", margin=(4, 8))
+        self.autoblocks = pn.widgets.Button(label="Auto block shapes", sizing_mode="stretch_width",
+                                            margin=(4, 8))
+        self.run_button = pn.widgets.Button(label="Run", color="success", sizing_mode="stretch_width",
+                                            margin=(4, 8))
+        self.undo = pn.widgets.Button(label="Undo", icon="arrow-back-up", width=95, margin=(4, 4, 4, 8),
+                                      disabled=True)
+        self.redo = pn.widgets.Button(label="Redo", icon="arrow-forward-up", width=95, margin=4,
+                                      disabled=True)
+        self.reset = pn.widgets.Button(label="Reset", icon="refresh", width=95, margin=4)
+        self.progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width",
+                                               margin=(4, 8), bar_color="primary")
+        self.progress_text = pn.pane.HTML("", margin=(0, 8), styles={"font-size": "0.85em", "color": "#555"})
+        self.action_alert = _alert()
+        avail = exporting.available()
+        self.export_format = pn.widgets.Select(
+            label="export format", options=[f.label for f in exporting.FORMATS],
+            disabled_options=[f.label for f in exporting.FORMATS if not avail[f.key]],
+            sizing_mode="stretch_width", margin=(2, 8))
+        self.download = pn.widgets.FileDownload(callback=self._export, filename="model.config.json",
+                                                label="Download", icon="download", color="primary",
+                                                sizing_mode="stretch_width", margin=(4, 8))
+        self.import_input = pn.widgets.FileInput(accept=".json", margin=(4, 8), css_classes=["import"],
+                                                 sizing_mode="stretch_width")
+        self.import_alert = _alert()
+        self.export_alert = _alert()
+        self.export_notes = _alert("info")
+        self.headless = pn.pane.HTML(
+            "<div style='font-size:0.8em;color:#5b6675'>Headless, the exported file gives the same "
+            "mapping and results:<br><code>loihi-studio simulate MODEL.keras --config "
+            "CFG.json --inputs X.npz --out out.npz</code></div>", margin=(2, 8), sizing_mode="stretch_width")
+        self.sidebar = [
+            _section("Model and data"), self.model_info,
+            pn.pane.HTML("<div style='font-size:0.82em;color:#5b6675'>Drop your model (.keras), "
+                         "data (.npz with <code>images</code>, optional <code>labels</code>) or a "
+                         "tuned config (.json):</div>", margin=(6, 8, 0, 8)),
+            self.dropper, self.example_button, self.file_alert,
+            _section("Simulation"),
+            pn.Row(self.target, self.dt), pn.Row(self.steps, self.live), pn.Row(self.n_images),
+            self.global_alert,
+            _section("Tune"), self.autoscale, self.autoblocks, self.run_button,
+            self.progress, self.progress_text,
+            pn.Row(self.undo, self.redo, self.reset), self.action_alert,
+            _section("Export and import"), self.export_format, self.download,
+            self.export_alert, self.export_notes,
+            pn.pane.HTML("<div style='font-size:0.85em'>Import a tuned config (.json):</div>",
+                         margin=(6, 8, 0, 8)),
+            self.import_input, self.import_alert, self.headless,
+        ]
+
+    def _build_main(self) -> None:
+        self.cards_column = pn.Column(sizing_mode="stretch_width", margin=0)
+        self.network_pane = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CSS])
+        self.kpi.pane.stylesheets = [CSS]
+        self.placeholder = pn.pane.HTML(
+            "<div style='padding:40px;font-size:1.1em;color:#555'>Loading the bundled example "
+            "(the first start of a server imports TensorFlow once, ~10 s)…</div>",
+            sizing_mode="stretch_width")
+        legend = pn.pane.HTML(
+            "<div style='font-size:0.82em;color:#5b6675'>Activation profiles: the Loihi neuron's "
+            "rate (blue staircase) and the ideal rate (dashed) at the layer's scale, over a "
+            "histogram of the layer's inputs on the calibration images. Red: the saturated "
+            "region (one spike per step). Green dashed: the target rate.</div>",
+            margin=(0, 8), sizing_mode="stretch_width")
+        left = pn.Column(_section("Layers"), legend, self.cards_column, sizing_mode="stretch_width",
+                         styles={"flex": "1 1 560px", "min-width": "480px"})
+        right = pn.Column(
+            _section("Firing rates"), self.rates,
+            _section("Cores"), self.cores,
+            _section("Spikes"), self.raster,
+            sizing_mode="stretch_width", styles={"flex": "1 1 460px", "min-width": "420px"})
+        self.tune = pn.FlexBox(left, right, flex_wrap="wrap", align_items="flex-start",
+                               sizing_mode="stretch_width")
+        self.tabs = pn.Tabs(("Tune", self.tune), ("Network", self.network_pane), ("Sweep", self.sweep),
+                            sizing_mode="stretch_width", dynamic=False)
+        self.main = pn.Column(self.kpi, self.placeholder, self.tabs, sizing_mode="stretch_width")
+        self.tabs.visible = False
+
+    def _build_template(self) -> pn.template.FastListTemplate:
+        self.spinner = pn.indicators.LoadingSpinner(value=False, size=22, color="light",
+                                                    bgcolor="dark", margin=(12, 6))
+        self.runner.param.watch(lambda e: setattr(self.spinner, "value", e.new), "busy")
+        status = pn.pane.HTML("<span style='color:#dbe7f3;font-size:0.9em'>Numba emulator · "
+                              "bit-exact with NengoLoihi</span>", margin=(14, 10))
+        # one root per template area: Bokeh re-walks every model of the document for each
+        # root added, so 25 side-bar roots cost seconds per page load
+        sidebar = pn.Column(*self.sidebar, sizing_mode="stretch_width", margin=0)
+        return pn.template.FastListTemplate(
+            title="Loihi Studio", sidebar=[sidebar], main=[self.main],
+            header=[pn.Row(pn.layout.HSpacer(), status, self.spinner, sizing_mode="stretch_width")],
+            accent_base_color=ACCENT, header_background=HEADER, sidebar_width=370,
+            main_layout=None, theme_toggle=False, main_max_width="1800px", busy_indicator=None,
+            font_url="", meta_description="Tune Keras models for Intel Loihi")
+
+    def _waiting_panes(self) -> list:
+        return [self.rates.pane, self.cores.pane, self.raster.plots]
+
+    # ------------------------------------------------------------------------------------
+    # wiring
+    # ------------------------------------------------------------------------------------
+    def _wire(self) -> None:
+        st = self.state
+        st.param.watch(self._on_layers, "layers")
+        st.param.watch(self._on_network, "network_stage")
+        st.param.watch(self._on_chip, "chip_stage")
+        st.param.watch(self._on_emulation, "emulation")
+        st.param.watch(lambda e: self.raster.refresh(), "image_index")
+        st.param.watch(self._on_problems, "problems")
+        st.param.watch(lambda *e: self.kpi.refresh(), ["evaluation", "current", "blocked"])
+        st.param.watch(self._on_target, "target_rate")
+        st.param.watch(self._on_history, ["can_undo", "can_redo"])
+        st.param.watch(self._on_bundle, "bundle")
+        self.autoscale.on_click(self._on_autoscale)
+        self.autoblocks.on_click(self._on_autoblocks)
+        self.run_button.on_click(self._on_run)
+        self.undo.on_click(lambda e: st.undo())
+        self.redo.on_click(lambda e: st.redo())
+        self.reset.on_click(lambda e: st.reset())
+        self.example_button.on_click(self._on_example)
+        self.dropper.param.watch(self._on_files, "value")
+        self.import_input.param.watch(self._on_import, "value")
+        self.export_format.param.watch(self._on_export_format, "value")
+        st.param.watch(lambda e: self._update_run_label(), "n_images")
+        self._update_run_label()
+
+    def _update_run_label(self) -> None:
+        self.run_button.label = f"Run {self.state.n_images} images"
+
+    def _on_layers(self, event: param.parameterized.Event) -> None:
+        self.cards = {name: LayerCard(tuning=t, state=self.state) for name, t in event.new.items()}
+        self.cards_column[:] = list(self.cards.values())
+
+    def _on_bundle(self, event: param.parameterized.Event) -> None:
+        b = event.new
+        if b is None:
+            return
+        notes = "".join(f"<div style='color:#b26b00;margin-top:4px'>{n}</div>" for n in b.notes)
+        labels = "with labels" if b.labels is not None else "no labels"
+        self.model_info.object = (
+            f"<div><b>{b.name}</b><br><span style='color:#555'>data: {b.data_name or '–'} · "
+            f"{len(b.images):,} images {' × '.join(map(str, b.images.shape[1:]))} · {labels}</span>"
+            f"{notes}</div>")
+        self.download.filename = exporting.filename(exporting.BY_LABEL[self.export_format.value], b.name)
+        self.placeholder.visible = False
+        self.tabs.visible = True
+
+    def _on_network(self, event: param.parameterized.Event) -> None:
+        stage = event.new
+        if stage is None:
+            return
+        st = self.state
+        for name, card in self.cards.items():
+            if name in stage.profiles:
+                card.profile.update(stage.profiles[name], st.target_rate, stage.generation)
+        self.rates.refresh()
+
+    def _on_chip(self, event: param.parameterized.Event) -> None:
+        self.cores.refresh()
+        for card in self.cards.values():
+            card.refresh_header()
+        self.kpi.refresh()
+        table = network_table(self.state)
+        if table != self.network_pane.object:  # unchanged by most edits: send nothing
+            self.network_pane.object = table
+
+    def _on_emulation(self, event: param.parameterized.Event) -> None:
+        self.raster.refresh()
+        self.rates.refresh()
+        for card in self.cards.values():
+            card.refresh_header()
+        self.kpi.refresh()
+
+    def _on_target(self, event: param.parameterized.Event) -> None:
+        stage = self.state.network_stage
+        if stage is not None:
+            for name, card in self.cards.items():
+                if name in stage.profiles:
+                    card.profile.update(stage.profiles[name], event.new, stage.generation)
+        self.rates.refresh()
+        for card in self.cards.values():
+            card.refresh_header()
+        self.kpi.refresh()
+
+    def _on_problems(self, event: param.parameterized.Event) -> None:
+        st = self.state
+        for card in self.cards.values():
+            card.show_problems()
+        self.cores.refresh() if st.chip_stage is None else _show(self.cores.alert, st.problems_for("mapping"))
+        _show(self.global_alert, st.problems_for("global"))
+        _show(self.file_alert, st.problems_for("model") + st.problems_for("data"))
+        _show(self.action_alert, st.problems_for("calibration") + st.problems_for("run")
+              + st.problems_for("blocks"))
+        _show(self.export_alert, st.problems_for("export"))
+        _show(self.import_alert, st.problems_for("import"))
+
+    def _on_history(self, *events: param.parameterized.Event) -> None:
+        self.undo.disabled = not self.state.can_undo
+        self.redo.disabled = not self.state.can_redo
+
+    # ------------------------------------------------------------------------------------
+    # actions
+    # ------------------------------------------------------------------------------------
+    async def _load_example(self) -> None:
+        try:
+            bundle = await asyncio.wrap_future(example_future())
+        except Exception as exc:  # noqa: BLE001 - shown to the user, the app stays usable
+            self.placeholder.object = f"<div style='padding:40px;color:#b00'>Cannot load the example: {exc}</div>"
+            return
+        with pn.io.unlocked():
+            self.state.set_bundle(bundle)
+
+    async def _on_example(self, event: Any) -> None:
+        self.state.set_action_problem("model", None)
+        await self._load_example()
+
+    async def _on_autoscale(self, event: Any) -> None:
+        st = self.state
+        args = st.calibration_args()
+        self._progress(0, 12, "auto-scale: measuring rates with the emulator…")
+
+        def progress(iteration: int, rates: dict[str, float]) -> None:
+            worst = max(rates.items(), key=lambda kv: abs(kv[1] / args[3] - 1))
+            self._progress(iteration + 1, 12, f"iteration {iteration + 1}: furthest off "
+                           f"{worst[0]} at {worst[1]:.0f} Hz (target {args[3]:.0f})")
+
+        self.autoscale.loading = True
+        try:
+            result = await self.runner.run_action(run_calibration, *args, progress=progress)
+        except (LoihiStudioError, ValueError) as exc:
+            st.set_action_problem("calibration", str(exc))
+            return
+        finally:
+            self.autoscale.loading = False
+            self._progress(None)
+        with pn.io.unlocked():
+            st.accept_calibration(result)
+        self._notify(f"Auto-scale {'converged' if result.converged else 'stopped'} after "
+                     f"{len(result.history)} iterations")
+
+    def _on_autoblocks(self, event: Any) -> None:
+        self.state.auto_block_shapes()
+
+    async def _on_run(self, event: Any) -> None:
+        st = self.state
+        n = min(st.n_images, len(st.bundle.images))
+        self._progress(0, n, f"emulating {n} images…")
+
+        def progress(done: int, total: int) -> None:
+            self._progress(done, total, f"emulated {done} of {total} images")
+
+        self.run_button.loading = True
+        try:
+            evaluation = await self.runner.run_action(run_evaluation, st.bundle, st.config, n,
+                                                      progress=progress)
+        except LoihiStudioError as exc:
+            st.set_action_problem("run", str(exc))
+            return
+        finally:
+            self.run_button.loading = False
+            self._progress(None)
+        with pn.io.unlocked():
+            st.accept_evaluation(evaluation)
+
+    def _progress(self, value: int | None, total: int = 100, text: str = "") -> None:
+        if value is None:
+            self.progress.visible = False
+            self.progress_text.object = ""
+            return
+        self.progress.param.update(max=max(int(total), 1), value=int(min(value, total)), visible=True)
+        self.progress_text.object = text
+
+    async def _on_files(self, event: param.parameterized.Event) -> None:
+        files = event.new or {}
+        new = {name: data for name, data in files.items() if (name, len(data)) not in self._seen_files}
+        self._seen_files.update((name, len(data)) for name, data in new.items())
+        order = sorted(new, key=lambda n: (0 if n.lower().endswith(".keras") else
+                                           1 if n.lower().endswith(".npz") else 2))
+        for name in order:
+            data = new[name]
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            lower = name.lower()
+            if lower.endswith(".keras"):
+                await self._load_model(name, data)
+            elif lower.endswith(".npz"):
+                await self._load_data(name, data)
+            elif lower.endswith(".json"):
+                self.state.import_json(data, name)
+            else:
+                self.state.set_action_problem("model", f"{name}: drop a .keras model, an .npz data "
+                                              f"set or a tuned-config .json")
+
+    async def _load_model(self, name: str, data: bytes) -> None:
+        st = self.state
+        st.set_action_problem("model", None)
+        self.model_info.loading = True
+        try:
+            graph = await self.runner.run_action(load_model_bytes, data, name)
+            old = st.bundle
+            images = labels = None
+            data_name = ""
+            if old is not None and input_shape(graph) == tuple(old.images.shape[1:]):
+                images, labels, data_name = old.images, old.labels, old.data_name
+            bundle = await self.runner.run_action(bundle_for_graph, graph, name, images, labels, data_name)
+        except (LoihiStudioError, DataError) as exc:
+            st.set_action_problem("model", f"{name}: {exc}")
+            return
+        finally:
+            self.model_info.loading = False
+        with pn.io.unlocked():
+            st.set_bundle(bundle)
+        self._notify(f"Loaded {name}: {len(st.layers)} neuron layers")
+
+    async def _load_data(self, name: str, data: bytes) -> None:
+        st = self.state
+        try:
+            images, labels = await self.runner.run_action(read_npz, data, name)
+        except DataError as exc:
+            st.set_action_problem("data", f"{name}: {exc}")
+            return
+        with pn.io.unlocked():
+            if st.set_data(images, labels, name):
+                self._notify(f"Loaded {len(st.bundle.images)} images from {name}")
+
+    def _on_import(self, event: param.parameterized.Event) -> None:
+        if event.new is None:
+            return
+        name = self.import_input.filename or "config.json"
+        if self.state.import_json(event.new, name):
+            self._notify(f"Imported {name}")
+
+    def _on_export_format(self, event: param.parameterized.Event) -> None:
+        if self.state.bundle is not None:
+            self.download.filename = exporting.filename(exporting.BY_LABEL[event.new], self.state.bundle.name)
+
+    def _export(self) -> io.BytesIO | None:
+        st = self.state
+        fmt = exporting.BY_LABEL[self.export_format.value]
+        try:
+            out = exporting.export_bytes(fmt.key, st.bundle.graph, st.config,
+                                         st.bundle.images, st.bundle.labels)
+        except (LoihiStudioError, RuntimeError) as exc:
+            st.set_action_problem("export", f"{fmt.label}: {exc}")
+            self.export_notes.visible = False
+            return None
+        st.set_action_problem("export", None)
+        self.export_notes.object = "\n".join(f"- {n}" for n in out.notes)
+        self.export_notes.visible = bool(out.notes)
+        return io.BytesIO(out.data)
+
+    @staticmethod
+    def _notify(message: str) -> None:
+        if pn.state.notifications is not None:
+            pn.state.notifications.success(message, duration=3000)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.template
+
+
+def build_dashboard(bundle: ModelBundle | None = None) -> Dashboard:
+    """A new dashboard (one per session); ``bundle`` skips loading the example."""
+    return Dashboard(bundle=bundle)
+
+
+def configure_panel() -> None:
+    """Panel extensions the dashboard uses (idempotent; called for every session)."""
+    pn.extension("filedropper", notifications=True, sizing_mode="stretch_width")
+
+
+def create_app() -> pn.template.FastListTemplate:
+    """The servable page of one session (what ``panel serve``, launch.py and tests serve)."""
+    configure_panel()
+    return build_dashboard().template

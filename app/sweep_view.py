@@ -1,0 +1,161 @@
+"""The *Sweep* tab: a sweep's results as accuracy vs spikes, Pareto front highlighted.
+
+``loihi-studio sweep`` (:mod:`loihi_core.sweep`) evaluates many configs and writes a
+results CSV. Loading it here plots every configuration that ran as accuracy against
+spikes per image (the energy proxy), draws the Pareto front (no other configuration is
+both more accurate and cheaper), and applies a chosen row's config to the live tuning
+(undoable), where it can be refined.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import panel as pn
+import param
+from bokeh.models import ColumnDataSource, HoverTool, TapTool
+
+from loihi_core.errors import LoihiStudioError
+
+from .plots import ACCENT, DANGER, _figure
+from .state import StudioState
+
+#: Result columns that are not swept parameters.
+METRICS = {"index", "source", "accuracy", "spikes_per_image", "synops_per_image", "n_cores",
+           "latency_steps", "error", "config", "n_images", "seconds"}
+
+
+def load_results_bytes(data: bytes, filename: str):
+    """A results table from uploaded CSV bytes (read by the core's ``load_results``)."""
+    from loihi_core.sweep import load_results
+
+    with tempfile.TemporaryDirectory(prefix="loihi-studio-sweep-") as tmp:
+        path = Path(tmp) / "results.csv"
+        path.write_bytes(data)
+        try:
+            return load_results(path)
+        except LoihiStudioError as exc:
+            raise LoihiStudioError(str(exc).replace(str(path), filename)) from None
+
+
+def swept_fields(df) -> list[str]:
+    return [c for c in df.columns if c not in METRICS and not c.startswith("rate/")]
+
+
+def scatter_columns(df) -> tuple[dict, dict, list[int]]:
+    """Columns of all configurations that ran, of the front, and the front's row labels."""
+    from loihi_core.sweep import pareto_front
+
+    ok = df[(df["error"] == "") & df["accuracy"].notna() & df["spikes_per_image"].notna()]
+    fields = swept_fields(df)
+    label = [", ".join(f"{f}={row[f]}" for f in fields) for _, row in ok.iterrows()]
+    allc = {"row": [int(i) for i in ok.index], "spikes": ok["spikes_per_image"].astype(float).tolist(),
+            "accuracy": (ok["accuracy"].astype(float) * 100).tolist(), "params": label}
+    front = pareto_front(df)
+    frontc = {"spikes": front["spikes_per_image"].astype(float).tolist(),
+              "accuracy": (front["accuracy"].astype(float) * 100).tolist()}
+    return allc, frontc, [int(i) for i in front.index]
+
+
+class SweepPanel(pn.viewable.Viewer):
+    """Load a sweep results CSV, see the trade-off, apply a configuration."""
+
+    state = param.ClassSelector(class_=StudioState)
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self.df = None
+        self.points = ColumnDataSource({"row": [], "spikes": [], "accuracy": [], "params": []},
+                                       name="sweep-points")
+        self.front = ColumnDataSource({"spikes": [], "accuracy": []}, name="sweep-front")
+        fig = _figure(380, x_axis_label="spikes per image (energy proxy)",
+                      y_axis_label="accuracy (%)", tools="pan,wheel_zoom,box_zoom,reset,save")
+        dots = fig.scatter("spikes", "accuracy", source=self.points, size=8, fill_color=ACCENT,
+                           fill_alpha=0.45, line_color=None, legend_label="configuration",
+                           selection_fill_color=DANGER, selection_fill_alpha=1.0,
+                           nonselection_fill_alpha=0.3)
+        fig.line("spikes", "accuracy", source=self.front, line_color=DANGER, line_width=2,
+                 legend_label="Pareto front")
+        fig.scatter("spikes", "accuracy", source=self.front, size=11, marker="diamond",
+                    fill_color=DANGER, line_color="white")
+        fig.add_tools(HoverTool(renderers=[dots], tooltips=[
+            ("row", "@row"), ("accuracy", "@accuracy{0.0} %"), ("spikes", "@spikes{0,0}"),
+            ("", "@params")]))
+        fig.add_tools(TapTool(renderers=[dots]))
+        fig.legend.location = "bottom_right"
+        fig.title.text = "Load a results CSV from `loihi-studio sweep`"
+        self.figure = fig
+        self.points.selected.on_change("indices", self._on_tap)
+        self.file = pn.widgets.FileInput(accept=".csv", css_classes=["sweep-file"], margin=(4, 8))
+        self.choice = pn.widgets.Select(label="configuration", options={}, width=520, margin=(4, 8))
+        self.apply = pn.widgets.Button(label="Apply to the tuning", color="primary", disabled=True,
+                                       width=200, margin=(24, 8, 4, 8))
+        self.summary = pn.pane.HTML("", margin=(4, 8), styles={"font-size": "0.9em", "color": "#444"})
+        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, margin=(4, 8))
+        self.file.param.watch(self._on_file, "value")
+        self.apply.on_click(self._on_apply)
+        self.layout = pn.Column(
+            pn.pane.HTML("<div style='font-size:0.9em;color:#5b6675'>Results of "
+                         "<code>loihi-studio sweep MODEL.keras SWEEP.json --out results.csv</code>:"
+                         "</div>", margin=(8, 8, 0, 8)),
+            self.file, self.alert, self.summary,
+            pn.pane.Bokeh(fig, sizing_mode="stretch_width"),
+            pn.Row(self.choice, self.apply), sizing_mode="stretch_width")
+        self.figure.x_range.range_padding = 0.15
+        self.figure.y_range.range_padding = 0.2
+
+    def load(self, df, name: str = "results.csv") -> None:
+        """Show a results table (also what the tests call)."""
+        self.df = df
+        allc, frontc, front_rows = scatter_columns(df)
+        self.points.data = allc
+        self.front.data = frontc
+        failed = int((df["error"] != "").sum())
+        self.summary.object = (f"<b>{name}</b>: {len(df)} configurations, {failed} did not run; "
+                               f"{len(front_rows)} on the Pareto front")
+        self.figure.title.text = "Accuracy vs spikes per image"
+        options = {}
+        for i in front_rows + [r for r in allc["row"] if r not in front_rows]:
+            row = df.loc[i]
+            star = "★ " if i in front_rows else ""
+            options[f"{star}row {i}: {row['accuracy'] * 100:.1f} %, "
+                    f"{row['spikes_per_image']:,.0f} spikes"] = i
+        self.choice.options = options
+        self.apply.disabled = not options
+
+    def _on_file(self, event: param.parameterized.Event) -> None:
+        if event.new is None:
+            return
+        name = self.file.filename or "results.csv"
+        try:
+            df = load_results_bytes(event.new, name)
+        except LoihiStudioError as exc:
+            self.alert.object, self.alert.visible = str(exc), True
+            return
+        self.alert.visible = False
+        self.load(df, name)
+
+    def _on_tap(self, attr: str, old: list, new: list) -> None:
+        if new:
+            row = self.points.data["row"][new[0]]
+            if row in self.choice.options.values():
+                self.choice.value = row
+
+    def apply_row(self, row: int) -> bool:
+        from loihi_core.sweep import config_of
+
+        ok = self.state.apply_external(config_of(self.df.loc[row]), f"sweep row {row}", "sweep")
+        problems = self.state.problems_for("sweep")
+        self.alert.object = "\n".join(f"- {p.message}" for p in problems)
+        self.alert.visible = bool(problems)
+        return ok
+
+    def _on_apply(self, event: Any) -> None:
+        if self.df is not None and self.choice.value is not None:
+            self.apply_row(int(self.choice.value))
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.layout
+

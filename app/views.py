@@ -1,0 +1,425 @@
+"""Panel components of the dashboard: layer cards, side-bar sections, result panels.
+
+Each component takes the session's :class:`~app.state.StudioState` and builds its own
+widgets in ``__init__`` (never as class attributes, which every session would share).
+Widgets write to the state through its methods; the components redraw from the state's
+parameters. Nothing here computes anything heavy: that is the runner's job.
+"""
+
+from __future__ import annotations
+
+import re
+
+import math
+from typing import Any
+
+import numpy as np
+import panel as pn
+import param
+from bokeh.models import CustomJSTickFormatter
+
+from loihi_core.neurons import NEURON_TYPES
+
+from .pipeline import Problem
+from .plots import CoreHeatmap, ImageThumb, ProfilePlot, RasterPlot, RatesPlot
+from .state import SCALE_BOUNDS, LayerTuning, StudioState, _round_sig, format_block_shape
+
+#: Shows the log10 slider position as the scale itself (a Bokeh model: one per widget,
+#: since a model can only belong to one session's document).
+_LOG_FORMAT_JS = """
+    const v = Math.pow(10, tick);
+    return v >= 100 ? v.toFixed(0) : v.toPrecision(3);
+"""
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~])")
+
+
+def markdown_escape(text: str) -> str:
+    """Messages name fields like ``block_shape`` and files like ``my_data.npz``: keep their
+    underscores (and any other Markdown syntax) literal."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def problems_markdown(problems: list[Problem]) -> str:
+    seen, lines = set(), []
+    for p in problems:
+        if p.message not in seen:
+            seen.add(p.message)
+            lines.append(f"- {markdown_escape(p.message)}")
+    return "\n".join(lines)
+
+
+def _alert(alert_type: str = "danger") -> pn.pane.Alert:
+    return pn.pane.Alert("", alert_type=alert_type, visible=False, sizing_mode="stretch_width",
+                         margin=(4, 5), styles={"font-size": "0.86em"})
+
+
+def _show(alert: pn.pane.Alert, problems: list[Problem]) -> None:
+    text = problems_markdown(problems)
+    alert.object = text
+    alert.visible = bool(text)
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return " × ".join(str(s) for s in shape)
+
+
+class LayerCard(pn.viewable.Viewer):
+    """Controls of one neuron layer next to its activation profile.
+
+    The scale has a log slider (coarse, throttled: one update per release or key press)
+    and an exact entry; the block shape is typed and validated against the layer's shape;
+    problems of this layer (bad entry, over-limit mapping, conversion errors) appear in
+    the card itself.
+    """
+
+    tuning = param.ClassSelector(class_=LayerTuning)
+    state = param.ClassSelector(class_=StudioState)
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        t, name = self.tuning, self.tuning.layer
+        lo, hi = (math.log10(v) for v in SCALE_BOUNDS)
+        shape = _shape_text(t.shape)
+        # log slider: the value it shows while dragging goes to the exact entry; the
+        # computation runs once, on release (value_throttled)
+        self.scale_slider = pn.widgets.FloatSlider(
+            label="scale_firing_rates (log)", start=max(lo, -2.0), end=min(hi, 4.5), step=0.01,
+            value=self._log(t.scale_firing_rates), show_value=False,
+            format=CustomJSTickFormatter(code=_LOG_FORMAT_JS), width=250, margin=(2, 8),
+            css_classes=["scale-slider"])
+        self.scale_entry = pn.widgets.FloatInput(
+            label="scale (exact)", value=t.scale_firing_rates, start=SCALE_BOUNDS[0], end=SCALE_BOUNDS[1],
+            step=1.0, format="0.[000]", width=117, margin=(2, 4, 2, 8), css_classes=["scale-entry"])
+        self._dragging = False
+        self.synapse = pn.widgets.FloatInput.from_param(
+            t.param.synapse, label="synapse τ (s)", step=0.001, start=0.0, end=1.0,
+            placeholder="none", width=117, margin=(2, 8, 2, 4),
+            description="lowpass filter on the spikes this layer sends; empty = none")
+        self.block_entry = pn.widgets.TextInput(
+            label="block shape", value=format_block_shape(t.block_shape), placeholder="auto",
+            width=150, margin=(2, 4, 2, 8), css_classes=["block-entry"],
+            description=f"per-core tile of the {shape} output, e.g. "
+                        f"{', '.join(str(max(1, s // 2)) for s in t.shape)}; empty = automatic")
+        self.on_chip = pn.widgets.Checkbox.from_param(t.param.on_chip, label="on chip",
+                                                      margin=(28, 8, 2, 8), width=80)
+        self.neuron = pn.widgets.Select.from_param(
+            t.param.neuron, label="neuron", options=list(NEURON_TYPES), width=250, margin=(2, 8))
+        self.alert = _alert()
+        self.header = pn.pane.HTML("", margin=(2, 8, 0, 8), sizing_mode="stretch_width")
+        self.profile = ProfilePlot(name)
+        self.profile_pane = pn.pane.Bokeh(self.profile.figure, sizing_mode="stretch_width",
+                                          margin=(0, 4, 4, 0))
+        self.scale_slider.param.watch(self._on_slider, "value_throttled")
+        self.scale_slider.param.watch(self._on_drag, "value")
+        self.scale_entry.param.watch(self._on_entry, "value")
+        self.block_entry.param.watch(self._on_block, "value")
+        t.param.watch(self._sync_scale, "scale_firing_rates")
+        t.param.watch(self._sync_block, "block_shape")
+        self.state.param.watch(self._sync_block, "config")
+        controls = pn.Column(
+            self.scale_slider,
+            pn.Row(self.scale_entry, self.synapse),
+            pn.Row(self.block_entry, self.on_chip),
+            self.neuron,
+            width=272, margin=0)
+        self._layout = pn.Column(
+            self.header,
+            pn.Row(controls, self.profile_pane, sizing_mode="stretch_width"),
+            self.alert,
+            sizing_mode="stretch_width", css_classes=["layer-card", f"layer-{name}"],
+            styles={"border": "1px solid #d9dee5", "border-radius": "6px", "background": "white"},
+            margin=(6, 6),
+        )
+        self.refresh_header()
+
+    @staticmethod
+    def _log(value: float) -> float:
+        return round(math.log10(max(value, SCALE_BOUNDS[0])), 2)
+
+    # widget → state ------------------------------------------------------------------
+    def _on_slider(self, event: param.parameterized.Event) -> None:
+        if event.new is None:
+            return
+        self.state.set_scale(self.tuning.layer, _round_sig(10 ** float(event.new)))
+
+    def _on_drag(self, event: param.parameterized.Event) -> None:
+        if event.new is None or self._log(self.tuning.scale_firing_rates) == event.new:
+            return
+        self._dragging = True
+        try:
+            self.scale_entry.value = _round_sig(10 ** float(event.new))
+        finally:
+            self._dragging = False
+
+    def _on_entry(self, event: param.parameterized.Event) -> None:
+        if self._dragging or event.new is None or event.new == self.tuning.scale_firing_rates:
+            return
+        self.state.set_scale(self.tuning.layer, float(event.new))
+
+    def _on_block(self, event: param.parameterized.Event) -> None:
+        self.state.set_block_shape(self.tuning.layer, event.new)
+
+    # state → widget ------------------------------------------------------------------
+    def _sync_scale(self, *events: param.parameterized.Event) -> None:
+        t = self.tuning
+        value = self._log(t.scale_firing_rates)
+        if value < self.scale_slider.start or value > self.scale_slider.end:
+            self.scale_slider.param.update(start=min(self.scale_slider.start, value),
+                                           end=max(self.scale_slider.end, value))
+        self._dragging = True
+        try:
+            self.scale_slider.value = value
+        finally:
+            self._dragging = False
+        self.scale_entry.value = t.scale_firing_rates
+
+    def _sync_block(self, *events: param.parameterized.Event) -> None:
+        """Show the current block shape, unless the entry holds a rejected value (kept, so
+        the user can fix what they typed, next to the reason)."""
+        rejected = any(p.field == "block_shape" and p.message.startswith("block shape")
+                       for p in self.state.problems_for("layer", self.tuning.layer))
+        text = format_block_shape(self.tuning.block_shape)
+        if not rejected and self.block_entry.value != text:
+            self.block_entry.value = text
+
+    def show_problems(self) -> None:
+        _show(self.alert, self.state.problems_for("layer", self.tuning.layer))
+
+    def refresh_header(self) -> None:
+        t, st = self.tuning, self.state
+        where = "chip" if t.on_chip else "host"
+        cores = ""
+        chip = st.chip_stage.chip if st.chip_stage is not None else None
+        if chip is not None and t.layer in chip.block_shapes:
+            n = len(chip.blocks_of(t.layer))
+            bs = chip.block_shapes[t.layer]
+            cores = f" · {n} core{'s' if n != 1 else ''}"
+            self.block_entry.placeholder = f"auto: {format_block_shape(tuple(bs))}"
+        elif not t.on_chip:
+            self.block_entry.placeholder = "host layer"
+        rate = ""
+        if st.emulation is not None and t.layer in st.emulation.result.spike_counts:
+            r = st.emulation.result.rates().get(t.layer, 0.0)
+            rate = f" · <b>{r:.0f} Hz</b>"
+        html = (
+            f"<div style='font-size:1.02em'><b>{t.layer}</b> "
+            f"<span style='color:#555'>· {_shape_text(t.shape)} = {t.n_neurons:,} neurons · "
+            f"{where}{cores}{rate}</span></div>")
+        if html != self.header.object:
+            self.header.object = html
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+
+class KpiStrip(pn.viewable.Viewer):
+    """The headline numbers: accuracy of emulator and Keras, cores, rates, energy proxy."""
+
+    state = param.ClassSelector(class_=StudioState)
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self.pane = pn.pane.HTML("", sizing_mode="stretch_width", margin=(4, 6))
+        self.refresh()
+
+    @staticmethod
+    def _card(title: str, value: str, sub: str = "", color: str = "#0f2b46") -> str:
+        return (f"<div class='kpi'><div class='kpi-title'>{title}</div>"
+                f"<div class='kpi-value' style='color:{color}'>{value}</div>"
+                f"<div class='kpi-sub'>{sub}</div></div>")
+
+    def refresh(self) -> None:
+        st = self.state
+        cards = []
+        emu = st.emulation
+        net = st.network_stage
+        labels = st.bundle.labels if st.bundle is not None else None
+        if emu is not None and net is not None:
+            ids = emu.image_ids
+            pred = emu.result.predictions
+            keras = net.keras_output.argmax(axis=1) if len(net.keras_output) == len(pred) else None
+            if labels is not None:
+                lab = labels[ids]
+                cards.append(self._card("Emulator accuracy", f"{np.mean(pred == lab):.0%}",
+                                        f"{int(np.sum(pred == lab))}/{len(ids)} live images"))
+                if keras is not None:
+                    cards.append(self._card("Keras accuracy", f"{np.mean(keras == lab):.0%}",
+                                            f"{int(np.sum(keras == lab))}/{len(ids)} live images",
+                                            color="#555"))
+            elif keras is not None:
+                cards.append(self._card("Agrees with Keras", f"{np.mean(keras == pred):.0%}",
+                                        f"{len(ids)} live images (no labels)"))
+        ev = st.evaluation
+        if ev is not None:
+            if ev.emulator_accuracy is not None:
+                cards.append(self._card(f"Run · {ev.n_images} images",
+                                        f"{ev.emulator_accuracy:.1%}",
+                                        f"Keras {ev.keras_accuracy:.1%} · agree {ev.agreement:.0%}"))
+            else:
+                cards.append(self._card(f"Run · {ev.n_images} images", f"{ev.agreement:.1%}",
+                                        "agreement with Keras"))
+        chip = st.chip_stage.chip if st.chip_stage is not None else None
+        if chip is not None:
+            over = chip.errors
+            cards.append(self._card("Cores", f"{chip.n_cores}",
+                                    f"{chip.n_chips} chip{'s' if chip.n_chips != 1 else ''}"
+                                    + (" · over limit" if over else ""),
+                                    color="#d62728" if over else "#0f2b46"))
+        if emu is not None:
+            rates = emu.result.rates()
+            chip_layers = [n for n in rates if n not in emu.result.host_layers]
+            if chip_layers:
+                mean = float(np.mean([rates[n] for n in chip_layers]))
+                cards.append(self._card("Mean rate (chip)", f"{mean:.0f} Hz",
+                                        f"target {st.target_rate:.0f} Hz"))
+            ops = emu.result.synaptic_ops
+            if ops is not None and len(ops):
+                cards.append(self._card("Synaptic ops / image", f"{float(np.mean(ops)) / 1e6:.2f} M",
+                                        f"≈ {float(np.mean(ops)) * 23.6e-12 * 1e6:.1f} µJ on Loihi"))
+        if not cards:
+            cards.append(self._card("Loihi Studio", "…", "computing"))
+        if st.current:
+            stale = ""
+        elif st.blocked:
+            stale = ("<div class='kpi-stale'>this config cannot run on the chip (see the "
+                     "messages); results shown are from the last one that could</div>")
+        else:
+            stale = "<div class='kpi-stale'>updating…</div>"
+        html = f"<div class='kpi-row'>{''.join(cards)}{stale}</div>"
+        if html != self.pane.object:
+            self.pane.object = html
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.pane
+
+
+class CoresPanel(pn.viewable.Viewer):
+    """The core-utilization heatmap with the mapping errors under it."""
+
+    state = param.ClassSelector(class_=StudioState)
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self.plot = CoreHeatmap()
+        # loading overlays go on a wrapping Column: Panel 1.9 cannot set them on a Bokeh pane
+        self.pane = pn.Column(pn.pane.Bokeh(self.plot.figure, sizing_mode="stretch_width"),
+                              sizing_mode="stretch_width", margin=0)
+        self.alert = _alert()
+        self.layout = pn.Column(self.pane, self.alert, sizing_mode="stretch_width")
+
+    def refresh(self) -> None:
+        st = self.state
+        if st.chip_stage is not None:
+            self.plot.update(st.chip_stage.chip, st.chip_stage.generation)
+        _show(self.alert, st.problems_for("mapping"))
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.layout
+
+
+class RatesPanel(pn.viewable.Viewer):
+    """Per-layer mean firing rate vs target (emulator bars, rate-mode estimate dots)."""
+
+    state = param.ClassSelector(class_=StudioState)
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self.plot = RatesPlot()
+        self.pane = pn.Column(pn.pane.Bokeh(self.plot.figure, sizing_mode="stretch_width"),
+                              sizing_mode="stretch_width", margin=0)
+
+    def refresh(self) -> None:
+        st = self.state
+        net = st.network_stage
+        if net is None:
+            return
+        layers = list(net.network.layers)
+        on_chip = {n: layer.on_chip for n, layer in net.network.layers.items()}
+        emulated = st.emulation.result.rates() if st.emulation is not None else None
+        note = "" if st.current else "bars: last emulation"
+        self.plot.update(layers, emulated, net.estimated_rates, st.target_rate, on_chip,
+                         generation=st.generation if st.current else net.generation, note=note)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.pane
+
+
+class RasterPanel(pn.viewable.Viewer):
+    """Spike rasters of every layer for a chosen live image, with the output over time."""
+
+    state = param.ClassSelector(class_=StudioState)
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self.plot = RasterPlot()
+        self.thumb = ImageThumb()
+        self.image = pn.widgets.IntSlider.from_param(
+            self.state.param.image_index, label="live image", start=0,
+            end=max(self.state.n_live - 1, 1), width=230, margin=(4, 12))
+        self.info = pn.pane.HTML("", margin=(4, 12), width=260,
+                                 styles={"font-size": "0.85em", "color": "#444"})
+        self.plots = pn.Column(pn.pane.Bokeh(self.plot.figure, sizing_mode="stretch_width"),
+                               pn.pane.Bokeh(self.plot.output_figure, sizing_mode="stretch_width"),
+                               sizing_mode="stretch_width", margin=0)
+        self.layout = pn.Column(
+            pn.Row(pn.Column(self.image, self.info, margin=0),
+                   pn.pane.Bokeh(self.thumb.figure, margin=(4, 10))),
+            self.plots, sizing_mode="stretch_width")
+
+    def refresh(self) -> None:
+        st = self.state
+        emu = st.emulation
+        n_live = st.n_live
+        self.image.end = max(n_live - 1, 1)
+        self.image.disabled = n_live <= 1
+        if emu is None:
+            return
+        i = int(min(st.image_index, emu.result.n_images - 1))
+        image_id = int(emu.image_ids[i])
+        label = int(st.bundle.labels[image_id]) if st.bundle.labels is not None else None
+        keras = None
+        net = st.network_stage
+        if net is not None and len(net.keras_output) > i:
+            keras = int(net.keras_output[i].argmax())
+        self.plot.update(emu.result, i, list(emu.result.spikes), generation=emu.generation,
+                         label=label, keras_prediction=keras, stale=not st.current)
+        self.thumb.update(st.bundle.images[image_id])
+        total = {n: int(c[i].sum()) for n, c in emu.result.spike_counts.items()}
+        self.info.object = (f"{emu.result.steps} steps; spikes: "
+                            + ", ".join(f"{n} {v:,}" for n, v in total.items()))
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.layout
+
+
+def network_table(state: StudioState) -> str:
+    """HTML table of the converted network (layers, shapes, placement, cores)."""
+    net = state.network_stage.network if state.network_stage is not None else None
+    if net is None:
+        return ""
+    chip = state.chip_stage.chip if state.chip_stage is not None else None
+    rows = []
+    for name, layer in net.layers.items():
+        cores = len(chip.blocks_of(name)) if chip is not None and name in chip.block_shapes else "–"
+        bs = chip.block_shapes.get(name) if chip is not None else None
+        rows.append(
+            f"<tr><td><b>{name}</b></td><td>{' → '.join(layer.keras_layers)}</td>"
+            f"<td>{_shape_text(layer.shape)}</td><td style='text-align:right'>{layer.n_neurons:,}</td>"
+            f"<td>{'chip' if layer.on_chip else 'host'}</td><td>{layer.neuron.name}</td>"
+            f"<td style='text-align:right'>{layer.gain:g}</td>"
+            f"<td>{'–' if layer.synapse is None else f'{layer.synapse:g} s'}</td>"
+            f"<td>{_shape_text(tuple(bs)) if bs else '–'}</td><td style='text-align:right'>{cores}</td></tr>")
+    r = net.readout
+    rows.append(f"<tr><td><b>{r.name}</b></td><td>{' → '.join(r.keras_layers)}</td>"
+                f"<td>{_shape_text(r.shape)}</td><td></td><td>host (readout)</td><td>–</td><td></td>"
+                f"<td></td><td></td><td></td></tr>")
+    head = ("<tr><th>neuron layer</th><th>Keras layers</th><th>shape</th><th>neurons</th>"
+            "<th>runs on</th><th>neuron</th><th>scale</th><th>synapse</th><th>block shape</th>"
+            "<th>cores</th></tr>")
+    notes = "".join(f"<li>{n}</li>" for n in net.notes)
+    roles = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in net.layer_roles.items())
+    return (f"<table class='net-table'>{head}{''.join(rows)}</table>"
+            + (f"<h4>Conversion notes</h4><ul>{notes}</ul>" if notes else "")
+            + f"<h4>What each Keras layer became</h4><table class='net-table'>{roles}</table>")
