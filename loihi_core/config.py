@@ -277,7 +277,7 @@ def load_config(source: str | Path | Mapping | TunedConfig | None) -> TunedConfi
 # ---------------------------------------------------------------------------------------
 
 def _reject_constant(name: str):
-    raise ValueError(f"{name} is not allowed in a tuned config (use a finite number)")
+    raise ValueError(f"{name} is not allowed (use a finite number)")
 
 
 def _no_duplicates(pairs):
@@ -289,13 +289,27 @@ def _no_duplicates(pairs):
     return out
 
 
-def _loads_strict(text: str | bytes) -> Any:
+def strict_json_loads(text: str | bytes) -> Any:
+    """``json.loads`` that refuses duplicate keys and NaN/Infinity.
+
+    Raises ``ValueError`` with a one-line reason (also for malformed JSON), so that the
+    tuned-config and sweep loaders can report it under their own error class.
+    """
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise ConfigError([("", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]) from None
-    except (ValueError, RecursionError) as exc:
-        raise ConfigError([("", f"not a valid tuned config: {exc}")]) from None
+        raise ValueError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ValueError("not valid JSON: nested too deeply") from None
+
+
+def _loads_strict(text: str | bytes) -> Any:
+    try:
+        return strict_json_loads(text)
+    except ValueError as exc:
+        msg = str(exc)
+        raise ConfigError([("", msg if msg.startswith("not valid JSON")
+                                else f"not a valid tuned config: {msg}")]) from None
 
 
 def _is_number(value: Any) -> bool:

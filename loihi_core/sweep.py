@@ -126,7 +126,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import TunedConfig, load_config
+from .config import TunedConfig, load_config, strict_json_loads
 from .errors import ConfigError, DataError, LoihiStudioError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -357,26 +357,12 @@ def _split_field(name: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _no_duplicates(pairs):
-    out = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not allowed in a sweep (use a finite number)")
-
-
 def _loads_strict(text: str | bytes) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise SweepError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except (ValueError, RecursionError) as exc:
-        raise SweepError(f"not a valid sweep: {exc}") from None
+        return strict_json_loads(text)
+    except ValueError as exc:
+        msg = str(exc)
+        raise SweepError(msg if msg.startswith("not valid JSON") else f"not a valid sweep: {msg}") from None
 
 
 def _dump(value: Any) -> str:

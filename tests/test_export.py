@@ -32,7 +32,7 @@ from loihi_core.mapping import map_to_chip
 from loihi_core.network import Connection, NeuronLayer, Readout, SpikingNetwork
 from loihi_core.neurons import LoihiLIF, LoihiSpikingRectifiedLinear
 from lava_reader import LayoutError, read_netx, run_cuba
-from refcases import CASES, load_case, reference_network
+from refcases import CASES, case_config, load_case, reference_network
 
 
 def _quiet_export(network, path, **kwargs):
@@ -483,29 +483,12 @@ def keras():
     return pytest.importorskip("keras")
 
 
-def _case_config(case: str) -> dict:
-    """The tuned config of a reference case (as in test_convert)."""
-    ref = load_case(case)
-    s = ref.settings
-    scale = s["scale_firing_rates"]
-    layers = {}
-    for name in ref.info["layers"]:
-        entry = {}
-        if isinstance(scale, dict):
-            entry["scale_firing_rates"] = scale[name]
-        if name in s["block_shapes"]:
-            entry["block_shape"] = s["block_shapes"][name]
-        if entry:
-            layers[name] = entry
-    return {"schema_version": 1, "dt": ref.info["dt"], "presentation_steps": ref.steps_per_image,
-            "neuron": s["neuron"], "scale_firing_rates": 1.0 if isinstance(scale, dict) else scale,
-            "synapse": s["synapse"], "layers": layers}
 
 
 def test_cli_exports_the_reference_keras_model(keras, tmp_path, capsys):
     ref = load_case("conv_relu")
     cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps(_case_config("conv_relu")))
+    cfg.write_text(json.dumps(case_config("conv_relu")))
     out = tmp_path / "conv.net"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExportWarning)
@@ -522,7 +505,7 @@ def test_cli_exports_the_reference_keras_model(keras, tmp_path, capsys):
                    "--out", str(tmp_path / "tuned.json")])
     assert rc == 0
     assert (tmp_path / "tuned.json").read_bytes() == TunedConfig.from_dict(
-        _case_config("conv_relu")).to_json().encode("utf-8")
+        case_config("conv_relu")).to_json().encode("utf-8")
 
 
 def test_cli_errors_exit_2_with_a_message(keras, tmp_path, capsys):
