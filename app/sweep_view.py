@@ -21,6 +21,7 @@ from loihi_core.errors import LoihiStudioError
 
 from .plots import ACCENT, DANGER, _figure
 from .state import StudioState
+from .views import problems_markdown
 
 #: Result columns that are not swept parameters.
 METRICS = {"index", "source", "accuracy", "spikes_per_image", "synops_per_image", "n_cores",
@@ -98,7 +99,7 @@ class SweepPanel(pn.viewable.Viewer):
         self.apply.on_click(self._on_apply)
         self.layout = pn.Column(
             pn.pane.HTML("<div style='font-size:0.9em;color:#5b6675'>Results of "
-                         "<code>loihi-studio sweep MODEL.keras SWEEP.json --out results.csv</code>:"
+                         "<code>loihi-studio sweep MODEL.keras --data X.npz --grid SWEEP.json --out results.csv</code>:"
                          "</div>", margin=(8, 8, 0, 8)),
             self.file, self.alert, self.summary,
             pn.pane.Bokeh(fig, sizing_mode="stretch_width"),
@@ -148,7 +149,7 @@ class SweepPanel(pn.viewable.Viewer):
 
         ok = self.state.apply_external(config_of(self.df.loc[row]), f"sweep row {row}", "sweep")
         problems = self.state.problems_for("sweep")
-        self.alert.object = "\n".join(f"- {p.message}" for p in problems)
+        self.alert.object = problems_markdown(problems)
         self.alert.visible = bool(problems)
         return ok
 

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.changes):
                 page.wait_for_timeout(150)  # let the previous update settle (one change at a time)
                 g = st.generation + 1
-                key = "ArrowRight" if i % 2 == 0 else "ArrowLeft"
+                key = "ArrowRight"  # always a new scale: results are cached per config
                 t0 = time.perf_counter()
                 handle.press(key)
                 page.wait_for_function(WAIT_JS, arg=[[f"profile-{layer}"], g], polling="raf")

@@ -272,7 +272,7 @@ def discretize_weight_sets(weight_sets: list[np.ndarray], disc: DiscreteCompartm
     """
     if not weight_sets:
         return [], -6
-    flat = np.concatenate([np.asarray(w, np.float32).ravel() for w in weight_sets])
+    flat = np.concatenate([w.ravel() for w in weight_sets]).astype(np.float32, copy=False)
     w_max_s = np.float32(np.abs(flat).max()) if flat.size else np.float32(0)
     w_max = np.float32(disc.w_max)
     if w_max_s > 1e-16:
@@ -290,5 +290,8 @@ def discretize_weight_sets(weight_sets: list[np.ndarray], disc: DiscreteCompartm
         k = -s2
         m2 = np.clip(np.round(m / 2.0**k) * 2**k, -127, 127).astype(np.int64)
         w_int = (m2 >> k) << 6
-    bounds = np.cumsum([w.size for w in weight_sets])[:-1]
-    return [part.reshape(np.shape(w)) for part, w in zip(np.split(w_int, bounds), weight_sets)], wexp
+    out, start = [], 0
+    for w in weight_sets:
+        out.append(w_int[start:start + w.size].reshape(w.shape))
+        start += w.size
+    return out, wexp

@@ -115,3 +115,20 @@ def test_bad_arguments_are_named():
         emu.run(images, 10, record=["nope"])
     with pytest.raises(ValueError, match="presentation_steps must be >= 1"):
         emu.run(images, 0)
+
+
+def test_block_and_expanded_layouts_give_the_same_spikes():
+    """Short runs use the block layout, long ones rows expanded per source: same result."""
+    net = reference_network("conv_relu")
+    images = load_case("conv_relu").arrays["images"]
+    short = Emulator(map_to_chip(net))
+    assert short._layout(1) is short._block_layout
+    long = Emulator(map_to_chip(net))
+    long.SMALL_RUN = 0
+    assert long._layout(1) is long.compiled is not long._block_layout
+    a = short.run(images, 40, record="all")
+    b = long.run(images, 40, record="all")
+    for name in net.layers:
+        np.testing.assert_array_equal(a.spikes[name], b.spikes[name])
+    np.testing.assert_array_equal(a.output, b.output)
+    assert list(a.synaptic_ops) == list(b.synaptic_ops)

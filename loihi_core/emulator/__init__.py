@@ -29,7 +29,7 @@ import numpy as np
 from ..chip import ChipModel
 from ..network import Readout, SpikingNetwork
 from ..simulate import run_spiking
-from .compiled import CompiledChip, compile_chip
+from .compiled import EXPAND_BUDGET, CompiledChip, _expanded, _n_synapses, compile_chip
 
 MODES = ("independent", "sequential")
 
@@ -157,9 +157,29 @@ class Emulator:
     def __init__(self, chip: ChipModel):
         self.chip = chip
         self.network: SpikingNetwork = chip.network
-        self.compiled: CompiledChip = compile_chip(chip)
+        self._block_layout: CompiledChip = compile_chip(chip, expand=False)
+        self._expand_ok = _n_synapses(self._block_layout) <= EXPAND_BUDGET
+        self._layer_layout: CompiledChip | None = None
         self.host_layers = list(chip.host_layers)
         self._host_net = host_network(self.network, self.host_layers)
+
+    #: Runs shorter than this (images × steps) use the block layout: expanding the rows
+    #: (see :func:`.compiled.compile_chip`) costs more than it saves on a few images.
+    SMALL_RUN = 2000
+
+    @property
+    def compiled(self) -> CompiledChip:
+        """The arrays long runs use (rows expanded per source when they fit in memory)."""
+        if not self._expand_ok:
+            return self._block_layout
+        if self._layer_layout is None:
+            self._layer_layout = _expanded(self._block_layout)
+        return self._layer_layout
+
+    def _layout(self, work: int) -> CompiledChip:
+        if self._layer_layout is not None or work >= self.SMALL_RUN:
+            return self.compiled
+        return self._block_layout
 
     # -- recording -------------------------------------------------------------------
     def _record_plan(self, record: Any) -> dict[str, np.ndarray]:
@@ -218,7 +238,7 @@ class Emulator:
             images = images[None]
         t0 = time.perf_counter()
         plan = self._record_plan(record)
-        c = self.compiled
+        c = self._layout(images.shape[0] * steps)
         rec_col, chip_rec = self._columns(plan, c.layer_names, c.n_compartments,
                                           lambda name, ids: c.layer_slice(name).start + _comp_index(c, name, ids))
         host = c.host_layer

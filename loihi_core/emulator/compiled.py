@@ -209,13 +209,13 @@ def _compile_blocks(chip: ChipModel) -> CompiledChip:
     comp_src, comp_dest, comp_row = [], [], []
     for k, b in enumerate(blocks):
         for syn in b.synapses:
-            set_row0 = np.zeros(len(syn.weights) + 1, np.int64)
-            for s, (w, ind) in enumerate(zip(syn.weights, syn.indices)):
-                set_row0[s + 1] = set_row0[s] + w.shape[0]
-                for atom in range(w.shape[0]):
-                    row_ptr_parts.append(w.shape[1])
-                    idx_parts.append(np.asarray(ind[atom], np.int64))
-                    w_parts.append(np.asarray(w[atom], np.int64))
+            atoms = np.fromiter((w.shape[0] for w in syn.weights), np.int64, len(syn.weights))
+            width = np.fromiter((w.shape[1] for w in syn.weights), np.int64, len(syn.weights))
+            set_row0 = np.concatenate([[0], np.cumsum(atoms)])
+            row_ptr_parts.append(np.repeat(width, atoms))  # one row per (weight set, atom)
+            if syn.weights:
+                idx_parts.append(np.concatenate([np.asarray(i, np.int64).ravel() for i in syn.indices]))
+                w_parts.append(np.concatenate([np.asarray(w, np.int64).ravel() for w in syn.weights]))
             set_row0 += n_rows
             n_rows = int(set_row0[-1])
             pre_neurons = np.nonzero(syn.pre_axon >= 0)[0]
@@ -234,7 +234,8 @@ def _compile_blocks(chip: ChipModel) -> CompiledChip:
                 comp_dest.append(dest)
                 comp_row.append(row)
     row_ptr = np.zeros(n_rows + 1, np.int64)
-    np.cumsum(np.asarray(row_ptr_parts, np.int64), out=row_ptr[1:])
+    if row_ptr_parts:
+        np.cumsum(np.concatenate(row_ptr_parts), out=row_ptr[1:])
     row_idx = np.concatenate(idx_parts) if idx_parts else np.zeros(0, np.int64)
     row_w = (np.concatenate(w_parts) if w_parts else np.zeros(0, np.int64)).astype(np.int32)
     seg_ptr, seg_off, seg_w0, seg_len = _segments(row_ptr, row_idx)
