@@ -76,18 +76,15 @@ def rate_mode_rates(network: SpikingNetwork, images: np.ndarray) -> dict[str, np
 
     Each layer passes ``amplitude · rate`` on, as the spiking network does on average.
     """
-    from .simulate import _input_matrix, connection_operator
+    from .simulate import layer_currents
 
-    x = _input_matrix(network, images)
-    acts = {network.input_name: x}
-    ops = {id(c): connection_operator(c) for c in network.connections}
     out = {}
-    for name, layer in network.layers.items():
-        u = sum(ops[id(c)](acts[c.pre]) for c in network.connections_into(name))
-        J = layer.gain * u + layer.bias
-        rates = layer.neuron.chip_rates_from_current(J, network.dt) / layer.neuron.amplitude
-        out[name] = rates
-        acts[name] = rates * layer.amplitude
+
+    def chip_rate(layer, J, u):
+        out[layer.name] = layer.neuron.chip_rates_from_current(J, network.dt) / layer.neuron.amplitude
+        return out[layer.name] * layer.amplitude
+
+    layer_currents(network, images, activity=chip_rate)
     return out
 
 

@@ -150,13 +150,15 @@ def layer_rates(layer: NeuronLayer, weighted_input: np.ndarray, dt: float,
     return rates * (layer.amplitude / neuron.amplitude)
 
 
-def layer_currents(network: SpikingNetwork, images: np.ndarray, *, ideal: bool = True
+def layer_currents(network: SpikingNetwork, images: np.ndarray, *, ideal: bool = True,
+                   activity: Callable[[NeuronLayer, np.ndarray, np.ndarray], np.ndarray] | None = None
                    ) -> dict[str, np.ndarray]:
     """Input current ``J = gain · (W x) + bias`` of every neuron layer, ``(n, n_neurons)``.
 
     With ``ideal`` (default) the layers feeding each one run as ideal rate neurons, so the
     currents are those of the Keras model scaled by each layer's gain: what the activation
-    profile plots show against the neuron's rate curve.
+    profile plots show against the neuron's rate curve. ``activity(layer, J, u)``, when
+    given, computes what each layer passes on instead (``u`` is its weighted input).
     """
     x = _input_matrix(network, images)
     acts = {network.input_name: x}
@@ -164,9 +166,12 @@ def layer_currents(network: SpikingNetwork, images: np.ndarray, *, ideal: bool =
     currents = {}
     for name, layer in network.layers.items():
         u = sum(ops[id(c)](acts[c.pre]) for c in network.connections_into(name))
-        currents[name] = layer.gain * u + layer.bias
-        neuron = ideal_neuron(layer.neuron) if ideal else None
-        acts[name] = layer_rates(layer, u, network.dt, neuron)
+        currents[name] = J = layer.gain * u + layer.bias
+        if activity is not None:
+            acts[name] = activity(layer, J, u)
+        else:
+            acts[name] = layer_rates(layer, u, network.dt,
+                                     ideal_neuron(layer.neuron) if ideal else None)
     return currents
 
 
