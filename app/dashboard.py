@@ -29,18 +29,6 @@ from .views import (CoresPanel, KpiStrip, LayerCard, RasterPanel, RatesPanel, _a
 ACCENT = "#0071c5"
 HEADER = "#0b2e4f"
 
-CSS = """
-.kpi-row {display: flex; flex-wrap: wrap; gap: 10px; align-items: stretch;}
-.kpi {background: white; border: 1px solid #d9dee5; border-radius: 6px; padding: 6px 14px;
-      min-width: 150px; flex: 1 1 150px;}
-.kpi-title {font-size: 0.78em; color: #5b6675; text-transform: uppercase; letter-spacing: .04em;}
-.kpi-value {font-size: 1.55em; font-weight: 600; line-height: 1.25;}
-.kpi-sub {font-size: 0.8em; color: #6b7280;}
-.kpi-stale {align-self: center; color: #b26b00; font-size: 0.85em; max-width: 260px;}
-.net-table {border-collapse: collapse; font-size: 0.9em; margin: 6px 0 14px 0;}
-.net-table td, .net-table th {border-bottom: 1px solid #e3e7ec; padding: 4px 10px; text-align: left;}
-.net-table th {background: #f3f6f9;}
-"""
 
 SECTION = {"font-size": "0.95em", "font-weight": "600", "color": HEADER, "margin-top": "4px"}
 
@@ -155,8 +143,7 @@ class Dashboard(pn.viewable.Viewer):
 
     def _build_main(self) -> None:
         self.cards_column = pn.Column(sizing_mode="stretch_width", margin=0)
-        self.network_pane = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CSS])
-        self.kpi.pane.stylesheets = [CSS]
+        self.network_pane = pn.pane.HTML("", sizing_mode="stretch_width")
         self.placeholder = pn.pane.HTML(
             "<div style='padding:40px;font-size:1.1em;color:#555'>Loading the bundled example "
             "(the first start of a server imports TensorFlow once, ~10 s)…</div>",

@@ -35,6 +35,26 @@ _LOG_FORMAT_JS = """
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~])")
 
 
+#: Styles of the KPI strip and the network table. They travel inside the panes' HTML (a
+#: ``<style>`` element in the pane's shadow root) rather than as pane ``stylesheets``:
+#: Panel re-sends a pane's stylesheet models with every text update, and Bokeh answers a
+#: change of model references by re-walking the whole document (~250 ms on this page).
+PANE_CSS = """
+.kpi-row {display: flex; flex-wrap: wrap; gap: 10px; align-items: stretch;}
+.kpi {background: white; border: 1px solid #d9dee5; border-radius: 6px; padding: 6px 14px;
+      min-width: 150px; flex: 1 1 150px;}
+.kpi-title {font-size: 0.78em; color: #5b6675; text-transform: uppercase; letter-spacing: .04em;}
+.kpi-value {font-size: 1.55em; font-weight: 600; line-height: 1.25;}
+.kpi-sub {font-size: 0.8em; color: #6b7280;}
+.kpi-stale {align-self: center; color: #b26b00; font-size: 0.85em; max-width: 260px;}
+.net-table {border-collapse: collapse; font-size: 0.9em; margin: 6px 0 14px 0;}
+.net-table td, .net-table th {border-bottom: 1px solid #e3e7ec; padding: 4px 10px; text-align: left;}
+.net-table th {background: #f3f6f9;}
+"""
+
+_STYLE = f"<style>{PANE_CSS}</style>"
+
+
 def markdown_escape(text: str) -> str:
     """Messages name fields like ``block_shape`` and files like ``my_data.npz``: keep their
     underscores (and any other Markdown syntax) literal."""
@@ -65,6 +85,17 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return " × ".join(str(s) for s in shape)
 
 
+class PromptFloatSlider(pn.widgets.FloatSlider):
+    """A FloatSlider whose changes reach the server's callbacks at once.
+
+    Panel holds every widget change for 50 ms (``_debounce``) to coalesce bursts; the
+    scale slider computes only on release (``value_throttled``, one event), so that wait
+    is pure latency on every tuning step.
+    """
+
+    _debounce = 0
+
+
 class LayerCard(pn.viewable.Viewer):
     """Controls of one neuron layer next to its activation profile.
 
@@ -84,7 +115,7 @@ class LayerCard(pn.viewable.Viewer):
         shape = _shape_text(t.shape)
         # log slider: the value it shows while dragging goes to the exact entry; the
         # computation runs once, on release (value_throttled)
-        self.scale_slider = pn.widgets.FloatSlider(
+        self.scale_slider = PromptFloatSlider(
             label="scale_firing_rates (log)", start=max(lo, -2.0), end=min(hi, 4.5), step=0.01,
             value=self._log(t.scale_firing_rates), show_value=False,
             format=CustomJSTickFormatter(code=_LOG_FORMAT_JS), width=250, margin=(2, 8),
@@ -287,7 +318,7 @@ class KpiStrip(pn.viewable.Viewer):
                      "messages); results shown are from the last one that could</div>")
         else:
             stale = "<div class='kpi-stale'>updating…</div>"
-        html = f"<div class='kpi-row'>{''.join(cards)}{stale}</div>"
+        html = f"{_STYLE}<div class='kpi-row'>{''.join(cards)}{stale}</div>"
         if html != self.pane.object:
             self.pane.object = html
 
@@ -420,6 +451,6 @@ def network_table(state: StudioState) -> str:
             "<th>cores</th></tr>")
     notes = "".join(f"<li>{n}</li>" for n in net.notes)
     roles = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in net.layer_roles.items())
-    return (f"<table class='net-table'>{head}{''.join(rows)}</table>"
+    return (f"{_STYLE}<table class='net-table'>{head}{''.join(rows)}</table>"
             + (f"<h4>Conversion notes</h4><ul>{notes}</ul>" if notes else "")
             + f"<h4>What each Keras layer became</h4><table class='net-table'>{roles}</table>")

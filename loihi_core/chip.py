@@ -104,10 +104,32 @@ class BlockSynapse:
     idx_bits: int = 0
     bits: int = 0
     pop_type: int = 0
+    _rows: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def n_axons(self) -> int:
         return int(len(self.axon_base))
+
+    def weight_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The integer weight sets as flat rows: ``(atoms, width, indices, weights)``.
+
+        ``atoms[s]``/``width[s]`` are the shape of set ``s``; ``indices`` and ``weights``
+        (int64) concatenate the sets row by row. Computed once: a discretized synapse is
+        never modified (the mapper shares unchanged layers' synapses between mappings),
+        so the emulator's compile step reuses it.
+        """
+        if self._rows is None:
+            if len(self.weights) != len(self.indices):
+                raise ValueError("the synapse is not discretized")
+            n = len(self.weights)
+            atoms = np.fromiter((w.shape[0] for w in self.weights), np.int64, n)
+            width = np.fromiter((w.shape[1] for w in self.weights), np.int64, n)
+            idx = (np.concatenate([i.ravel() for i in self.indices]).astype(np.int64)
+                   if n else np.zeros(0, np.int64))
+            w = (np.concatenate([w.ravel() for w in self.weights]).astype(np.int64)
+                 if n else np.zeros(0, np.int64))
+            self._rows = (atoms, width, idx, w)
+        return self._rows
 
 
 @dataclass

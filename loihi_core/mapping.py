@@ -22,8 +22,11 @@ finds, for every layer, the tile that fits with the fewest cores.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -181,12 +184,20 @@ def unique_keys(keys: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, np.ndar
     inverse = np.full(len(keys), -1, np.int64)
     if not used.any():
         return keys[:0], inverse
-    uniq, first, inv = np.unique(keys[used], axis=0, return_index=True, return_inverse=True)
+    rows = keys[used]
+    # the key columns are small non-negative ints: one mixed-radix int64 per row makes
+    # np.unique a 1-D sort (np.unique(axis=0) sorts structured rows, ~10x slower)
+    radix = rows.max(axis=0) + 1
+    if rows.min() >= 0 and float(np.prod(radix.astype(np.float64))) < 2.0**62:
+        weights = np.concatenate([np.cumprod(radix[::-1])[::-1][1:], [1]]).astype(np.int64)
+        _, first, inv = np.unique(rows @ weights, return_index=True, return_inverse=True)
+    else:  # pragma: no cover - keys beyond any chip's sizes
+        _, first, inv = np.unique(rows, axis=0, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
     inverse[used] = rank[inv.ravel()]
-    return uniq[order], inverse
+    return rows[first[order]], inverse
 
 
 def conv_weight_set(kernel: np.ndarray, geom: ConvGeometry, tile: Tile, key) -> tuple[np.ndarray, np.ndarray]:
@@ -280,15 +291,15 @@ def dense_block_synapse(pre: str, weights: np.ndarray, ids: np.ndarray, whole: b
         ws_map = np.arange(n_pre, dtype=np.int32)
     else:
         rows = np.ascontiguousarray(weights[:, ids])
-        seen: dict[bytes, int] = {}
-        ws_map = np.empty(n_pre, np.int32)
-        sets = []
-        for a in range(n_pre):
-            k = rows[a].tobytes()
-            if k not in seen:
-                seen[k] = len(sets)
-                sets.append(rows[a][None, :])
-            ws_map[a] = seen[k]
+        # identical rows (by their float32 bytes) share one set, numbered in order of
+        # first appearance: one sort of the rows as opaque byte strings
+        as_bytes = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1])))[:, 0]
+        _, first, inv = np.unique(as_bytes, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        ws_map = rank[inv.ravel()].astype(np.int32)
+        sets = [rows[a][None, :] for a in first[order]]
         indices = [np.arange(len(ids), dtype=np.int32)[None, :]] * len(sets)
     syn = BlockSynapse(pre=pre, kind="dense", pre_axon=np.arange(n_pre, dtype=np.int32),
                        pre_atom=np.zeros(n_pre, np.int32), axon_base=np.zeros(n_pre, np.int32),
@@ -297,23 +308,60 @@ def dense_block_synapse(pre: str, weights: np.ndarray, ids: np.ndarray, whole: b
                            else weights.shape[1] - 1)
 
 
+def conv_weight_sets(kernel: np.ndarray, geom: ConvGeometry, tile: Tile, keys: np.ndarray
+                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """:func:`conv_weight_set` for every row of ``keys`` at once (same results, in order).
+
+    Keys with the same numbers of output rows/cols give sets of one shape, so each such
+    group is gathered from the kernel with one fancy index instead of one per key.
+    """
+    n_keys = len(keys)
+    weights: list[np.ndarray | None] = [None] * n_keys
+    indices: list[np.ndarray | None] = [None] * n_keys
+    if not n_keys:
+        return [], []
+    (_, _), (c0, c1), (f0, f1) = _tile_ranges(tile, 3)
+    ext_c, ext_f = c1 - c0, f1 - f0
+    sub_kernel = kernel[:, :, :, f0:f1]
+    shapes = keys[:, 1] * (keys[:, 3].max() + 1) + keys[:, 3]
+    for shape_id in np.unique(shapes):
+        members = np.nonzero(shapes == shape_id)[0]
+        a0, nr, b0, nc, q = (keys[members, i] for i in range(5))
+        nr, nc = int(nr[0]), int(nc[0])
+        taps_r = a0[:, None] - geom.sr * np.arange(nr)  # (m, nr)
+        taps_c = b0[:, None] - geom.sc * np.arange(nc)  # (m, nc)
+        sub = sub_kernel[taps_r[:, :, None], taps_c[:, None, :]]  # (m, nr, nc, C, nf)
+        group_w = np.ascontiguousarray(sub.transpose(0, 3, 1, 2, 4).reshape(len(members), geom.C, -1))
+        pattern = ((np.arange(nr)[:, None, None] * ext_c + np.arange(nc)[None, :, None]) * ext_f
+                   + np.arange(ext_f)[None, None, :]).ravel()
+        idx = (q[:, None] + pattern[None, :]).astype(np.int32)
+        group_i = np.ascontiguousarray(np.broadcast_to(idx[:, None, :], group_w.shape))
+        for j, k in enumerate(members):
+            weights[k] = group_w[j]
+            indices[k] = group_i[j]
+    return weights, indices  # type: ignore[return-value]
+
+
 def conv_block_synapse(pre: str, kernel: np.ndarray, geom: ConvGeometry, tile: Tile,
                        whole: bool) -> BlockSynapse:
     """Population synapse into one conv block (see :func:`conv_block_axons`)."""
     axons = conv_block_axons(geom, tile, whole)
     keys, key_of_axon = unique_keys(axons.keys, axons.used)
-    by_bytes: dict[tuple, int] = {}
-    sets, indices = [], []
-    set_of_key = np.empty(len(keys), np.int32)
-    for k, key in enumerate(keys):
-        w, idx = conv_weight_set(kernel, geom, tile, tuple(int(v) for v in key))
-        # unsplit layers share sets by tap pattern; split blocks by exact content
-        byte_key = (k,) if whole else (w.tobytes(), idx.tobytes())
-        if byte_key not in by_bytes:
-            by_bytes[byte_key] = len(sets)
-            sets.append(w)
-            indices.append(idx)
-        set_of_key[k] = by_bytes[byte_key]
+    key_w, key_i = conv_weight_sets(kernel, geom, tile, keys)
+    if whole:  # unsplit layers share sets by tap pattern
+        sets, indices = key_w, key_i
+        set_of_key = np.arange(len(keys), dtype=np.int32)
+    else:  # split blocks by exact content
+        by_bytes: dict[tuple, int] = {}
+        sets, indices = [], []
+        set_of_key = np.empty(len(keys), np.int32)
+        for k, (w, idx) in enumerate(zip(key_w, key_i)):
+            byte_key = (w.tobytes(), idx.tobytes())
+            if byte_key not in by_bytes:
+                by_bytes[byte_key] = len(sets)
+                sets.append(w)
+                indices.append(idx)
+            set_of_key[k] = by_bytes[byte_key]
     ws_map = np.where(key_of_axon >= 0, set_of_key[np.maximum(key_of_axon, 0)], -1).astype(np.int32)
     n_pre = geom.n_pixels * geom.C
     pixel_axon = np.full(geom.n_pixels, -1, np.int32)
@@ -436,18 +484,7 @@ def map_to_chip(network: SpikingNetwork, block_shapes: Mapping[str, Any] | None 
 
     blocks: list[Block] = []
     for plan in plans:
-        whole = len(plan.tiles) == 1
-        tau = plan.conn.synapse
-        for k, tile in enumerate(plan.tiles):
-            ids = tile_neuron_ids(plan.layer.shape, tile)
-            if plan.geom is not None:
-                syn = conv_block_synapse(plan.conn.pre, plan.kernel, plan.geom, tile, whole)
-            else:
-                syn = dense_block_synapse(plan.conn.pre, plan.kernel, ids, whole)
-            block = Block(layer=plan.layer.name, index=k, origin=tile.origin, extent=tile.extent,
-                          neuron_ids=ids, synapses=[syn])
-            block.float_compartments = float_compartments(plan.layer, tau, dt, ids)
-            blocks.append(block)
+        blocks.extend(_layer_blocks(plan, dt))
 
     _count_out_axons(blocks)
     model = ChipModel(network=network, blocks=blocks, block_shapes=shapes,
@@ -455,9 +492,106 @@ def map_to_chip(network: SpikingNetwork, block_shapes: Mapping[str, Any] | None 
     _validate(model, raise_on_overflow)
     _allocate(model, n_chips, raise_on_overflow)
     if discretize:
-        for block in model.blocks:
-            _discretize_block(block)
+        for plan in plans:
+            layer_blocks = [b for b in model.blocks if b.layer == plan.layer.name]
+            if any(b.compartments is None for b in layer_blocks):
+                for block in layer_blocks:
+                    _discretize_block(block)
+                _LAYER_CACHE.put(plan, dt, layer_blocks)
     return model
+
+
+class _LayerCache:
+    """The discretized blocks of recently mapped layers, by everything they depend on.
+
+    Mapping is a pure function of a layer's incoming weights (in chip units), its
+    compartment parameters and its block shape. The app re-maps after every widget
+    change, and most changes leave most layers as they were (a scale change touches the
+    layer and the one after it), so those layers' synapses and integer parameters are
+    reused instead of rebuilt. Keys hash the exact float32 bytes, so a reused block is
+    identical to a rebuilt one; entries are read-only (new :class:`Block` objects share
+    them). Bounded by :data:`MAX_CACHED_WEIGHTS` stored weights.
+    """
+
+    def __init__(self, max_weights: int):
+        self._items: OrderedDict[tuple, tuple[list[tuple], int]] = OrderedDict()
+        self._weights = 0
+        self._max = max_weights
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(plan: "_LayerMapping", dt: float) -> tuple:
+        layer, conn = plan.layer, plan.conn
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(np.ascontiguousarray(plan.kernel).tobytes())
+        digest.update(np.ascontiguousarray(layer.bias, np.float64).tobytes())
+        geometry = (conn.kind, tuple(conn.pre_shape), tuple(conn.post_shape),
+                    tuple(getattr(conn, "strides", ()) or ()), conn.padding_amounts())
+        return (layer.name, conn.pre, tuple(layer.shape), plan.block_shape, geometry,
+                repr(layer.neuron.to_config()), conn.synapse, float(dt), plan.kernel.shape,
+                digest.hexdigest())
+
+    def get(self, plan: "_LayerMapping", dt: float) -> list[tuple] | None:
+        key = self.key(plan, dt)
+        with self._lock:
+            entry = self._items.get(key)
+            if entry is None:
+                return None
+            self._items.move_to_end(key)
+            return entry[0]
+
+    def put(self, plan: "_LayerMapping", dt: float, blocks: list[Block]) -> None:
+        parts = [(b.synapses[0], b.float_compartments, b.compartments) for b in blocks]
+        size = sum(int(w.size) for b in blocks for s in b.synapses for w in s.weights)
+        if size > self._max // 4:
+            return
+        key = self.key(plan, dt)
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = (parts, size)
+            self._weights += size
+            while self._weights > self._max and self._items:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._weights -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._weights = 0
+
+
+#: Most weights (summed over entries) the layer cache keeps (int32 + float32 each).
+MAX_CACHED_WEIGHTS = 8_000_000
+_LAYER_CACHE = _LayerCache(MAX_CACHED_WEIGHTS)
+
+
+def clear_layer_cache() -> None:
+    """Forget the layers mapped so far (benchmarks of mapping from scratch use it)."""
+    _LAYER_CACHE.clear()
+
+
+def _layer_blocks(plan: "_LayerMapping", dt: float) -> list[Block]:
+    """The blocks of one layer: from the cache when an identical layer was mapped before
+    (already discretized), else built (and discretized by the caller)."""
+    cached = _LAYER_CACHE.get(plan, dt)
+    whole = len(plan.tiles) == 1
+    out = []
+    for k, tile in enumerate(plan.tiles):
+        ids = tile_neuron_ids(plan.layer.shape, tile)
+        if cached is not None:
+            syn, float_comp, comp = cached[k]
+        else:
+            if plan.geom is not None:
+                syn = conv_block_synapse(plan.conn.pre, plan.kernel, plan.geom, tile, whole)
+            else:
+                syn = dense_block_synapse(plan.conn.pre, plan.kernel, ids, whole)
+            float_comp = float_compartments(plan.layer, plan.conn.synapse, dt, ids)
+            comp = None
+        out.append(Block(layer=plan.layer.name, index=k, origin=tile.origin, extent=tile.extent,
+                         neuron_ids=ids, synapses=[syn], compartments=comp,
+                         float_compartments=float_comp))
+    return out
 
 
 def _count_out_axons(blocks: list[Block]) -> None:

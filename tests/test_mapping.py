@@ -262,3 +262,92 @@ def test_lif_layer_discretization_matches_reference_registers():
     comp = chip.blocks[0].compartments
     assert set(comp.decay_v) == {200} and set(comp.refract_delay) == {3}
     assert isinstance(reference_network("dense_lif").layers["hidden"].neuron, LoihiLIF)
+
+
+# ---------------------------------------------------------------------------------------
+# the fast paths equal the plain definitions
+# ---------------------------------------------------------------------------------------
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(3, 12), c=st.integers(1, 3), f1=st.integers(1, 24), k=st.integers(1, 3),
+       s=st.integers(1, 2), padding=st.sampled_from(["valid", "same"]), data=st.data())
+def test_batched_conv_weight_sets_equal_one_key_at_a_time(h, c, f1, k, s, padding, data):
+    from loihi_core.mapping import ConvGeometry, conv_block_axons, conv_weight_set, conv_weight_sets, unique_keys
+
+    net = _conv_net(h, h, c, f1, 0, k, s, padding, 5)
+    conn = net.connections_into("c1")[0]
+    geom = ConvGeometry(conn)
+    shape1 = net.layers["c1"].shape
+    bs = tuple(data.draw(st.integers(1, n)) for n in shape1)
+    kernel = np.asarray(conn.weights, np.float32) * np.float32(37.5)
+    tiles = tile_layer(shape1, bs)
+    for tile in tiles:
+        axons = conv_block_axons(geom, tile, whole=len(tiles) == 1)
+        keys, key_of_axon = unique_keys(axons.keys, axons.used)
+        # keys: distinct, in first-appearance order, and every used axon points at its own
+        assert len({tuple(r) for r in keys}) == len(keys)
+        assert np.array_equal(keys[key_of_axon[axons.used]], axons.keys[axons.used])
+        firsts = [int(np.argmax(key_of_axon == j)) for j in range(len(keys))]
+        assert firsts == sorted(firsts)
+        weights, indices = conv_weight_sets(kernel, geom, tile, keys)
+        for key, w, i in zip(keys, weights, indices):
+            w1, i1 = conv_weight_set(kernel, geom, tile, tuple(int(v) for v in key))
+            assert w.dtype == w1.dtype and i.dtype == i1.dtype
+            np.testing.assert_array_equal(w, w1)
+            np.testing.assert_array_equal(i, i1)
+
+
+def test_layer_cache_reuses_identical_layers_only():
+    from loihi_core import mapping
+
+    net = reference_network("tutorial_random")
+    mapping._LAYER_CACHE.clear()
+    fresh = map_to_chip(net)
+    again = map_to_chip(net)
+    # identical layers: the same (read-only) synapse objects, new Block objects
+    assert all(a.synapses[0] is b.synapses[0] and a is not b for a, b in zip(fresh.blocks, again.blocks))
+    # a layer whose scale changed is rebuilt, the ones after the next are reused; every
+    # block equals a mapping built with an empty cache
+    first_chip = next(n for n, layer in net.layers.items() if layer.on_chip)
+    net.layers[first_chip].gain *= 1.5
+    net.layers[first_chip].bias = net.layers[first_chip].bias * 1.5
+    changed = map_to_chip(net)
+    mapping._LAYER_CACHE.clear()
+    rebuilt = map_to_chip(net)
+    reused = {b.layer for a, b in zip(fresh.blocks, changed.blocks) if a.synapses[0] is b.synapses[0]}
+    assert first_chip not in reused and reused  # later layers keep their blocks
+    for a, b in zip(changed.blocks, rebuilt.blocks):
+        assert a.utilization() == b.utilization()
+        for key in ("vth", "bias", "decay_u", "decay_v", "refract_delay"):
+            np.testing.assert_array_equal(getattr(a.compartments, key), getattr(b.compartments, key))
+        sa, sb = a.synapses[0], b.synapses[0]
+        assert (sa.weight_exp, sa.bits, sa.idx_bits) == (sb.weight_exp, sb.bits, sb.idx_bits)
+        np.testing.assert_array_equal(sa.axon_weight_set, sb.axon_weight_set)
+        for wa, wb in zip(sa.weights, sb.weights):
+            np.testing.assert_array_equal(wa, wb)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_pre=st.integers(1, 60), n_post=st.integers(1, 30), data=st.data())
+def test_split_dense_synapse_shares_identical_rows_in_first_appearance_order(n_pre, n_post, data):
+    from loihi_core.mapping import dense_block_synapse
+
+    rng = np.random.default_rng(n_pre * 31 + n_post)
+    # few distinct values, so that many rows repeat (zero rows, -0.0 vs 0.0 included)
+    palette = np.array([0.0, -0.0, 1.5, -2.25], np.float32)
+    weights = palette[rng.integers(0, 4, (n_pre, n_post))]
+    ids = np.sort(rng.choice(n_post, data.draw(st.integers(1, n_post)), replace=False))
+    syn = dense_block_synapse("pre", weights, ids, whole=False)
+    # the plain definition: walk the rows, number each new byte pattern
+    seen, expected_map, expected_sets = {}, [], []
+    for a in range(n_pre):
+        row = np.ascontiguousarray(weights[a, ids])
+        key = row.tobytes()
+        if key not in seen:
+            seen[key] = len(expected_sets)
+            expected_sets.append(row)
+        expected_map.append(seen[key])
+    assert syn.axon_weight_set.tolist() == expected_map
+    assert len(syn.weights_float) == len(expected_sets)
+    for got, want in zip(syn.weights_float, expected_sets):
+        assert got.tobytes() == want.tobytes() and got.shape == (1, len(ids))

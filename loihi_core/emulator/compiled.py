@@ -209,13 +209,12 @@ def _compile_blocks(chip: ChipModel) -> CompiledChip:
     comp_src, comp_dest, comp_row = [], [], []
     for k, b in enumerate(blocks):
         for syn in b.synapses:
-            atoms = np.fromiter((w.shape[0] for w in syn.weights), np.int64, len(syn.weights))
-            width = np.fromiter((w.shape[1] for w in syn.weights), np.int64, len(syn.weights))
+            atoms, width, set_idx, set_w = syn.weight_rows()
             set_row0 = np.concatenate([[0], np.cumsum(atoms)])
             row_ptr_parts.append(np.repeat(width, atoms))  # one row per (weight set, atom)
             if syn.weights:
-                idx_parts.append(np.concatenate([np.asarray(i, np.int64).ravel() for i in syn.indices]))
-                w_parts.append(np.concatenate([np.asarray(w, np.int64).ravel() for w in syn.weights]))
+                idx_parts.append(set_idx)
+                w_parts.append(set_w)
             set_row0 += n_rows
             n_rows = int(set_row0[-1])
             pre_neurons = np.nonzero(syn.pre_axon >= 0)[0]
