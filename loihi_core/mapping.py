@@ -190,33 +190,24 @@ def unique_keys(keys: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, np.ndar
     radix = rows.max(axis=0) + 1
     if rows.min() >= 0 and float(np.prod(radix.astype(np.float64))) < 2.0**62:
         weights = np.concatenate([np.cumprod(radix[::-1])[::-1][1:], [1]]).astype(np.int64)
-        _, first, inv = np.unique(rows @ weights, return_index=True, return_inverse=True)
+        first, inverse[used] = first_appearance(rows @ weights)
     else:  # pragma: no cover - keys beyond any chip's sizes
-        _, first, inv = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+        first, inverse[used] = first_appearance(rows, axis=0)
+    return rows[first], inverse
+
+
+def first_appearance(values: np.ndarray, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Number the distinct entries of ``values`` in order of first appearance.
+
+    Returns ``(first, number)``: the index of each distinct entry's first occurrence (in
+    that order) and, per entry, the number of its distinct value. One sort instead of a
+    Python loop over a dict (NengoLoihi numbers weight sets this way).
+    """
+    _, first, inv = np.unique(values, axis=axis, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
-    inverse[used] = rank[inv.ravel()]
-    return rows[first[order]], inverse
-
-
-def conv_weight_set(kernel: np.ndarray, geom: ConvGeometry, tile: Tile, key) -> tuple[np.ndarray, np.ndarray]:
-    """Weights ``(C, nr*nc*F_tile)`` and indices of the weight set named by ``key``.
-
-    Columns run over (output row, output col, channel) of the tile; ``kernel`` is the
-    Loihi-scaled float32 kernel ``(kr, kc, C, F)``.
-    """
-    a0, nr, b0, nc, q = key
-    (_, _), (c0, c1), (f0, f1) = _tile_ranges(tile, 3)
-    ext_c, ext_f = c1 - c0, f1 - f0
-    taps_r = a0 - geom.sr * np.arange(nr)
-    taps_c = b0 - geom.sc * np.arange(nc)
-    sub = kernel[taps_r][:, taps_c][:, :, :, f0:f1]  # (nr, nc, C, nf)
-    weights = np.ascontiguousarray(sub.transpose(2, 0, 1, 3).reshape(geom.C, -1))
-    idx = (q + (np.arange(nr)[:, None, None] * ext_c + np.arange(nc)[None, :, None]) * ext_f
-           + np.arange(ext_f)[None, None, :]).ravel()
-    indices = np.ascontiguousarray(np.broadcast_to(idx, weights.shape), dtype=np.int32)
-    return weights, indices
+    return first[order], rank[inv.ravel()]
 
 
 # ---------------------------------------------------------------------------------------
@@ -294,12 +285,9 @@ def dense_block_synapse(pre: str, weights: np.ndarray, ids: np.ndarray, whole: b
         # identical rows (by their float32 bytes) share one set, numbered in order of
         # first appearance: one sort of the rows as opaque byte strings
         as_bytes = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1])))[:, 0]
-        _, first, inv = np.unique(as_bytes, return_index=True, return_inverse=True)
-        order = np.argsort(first, kind="stable")
-        rank = np.empty_like(order)
-        rank[order] = np.arange(order.size)
-        ws_map = rank[inv.ravel()].astype(np.int32)
-        sets = [rows[a][None, :] for a in first[order]]
+        first, number = first_appearance(as_bytes)
+        ws_map = number.astype(np.int32)
+        sets = [rows[a][None, :] for a in first]
         indices = [np.arange(len(ids), dtype=np.int32)[None, :]] * len(sets)
     syn = BlockSynapse(pre=pre, kind="dense", pre_axon=np.arange(n_pre, dtype=np.int32),
                        pre_atom=np.zeros(n_pre, np.int32), axon_base=np.zeros(n_pre, np.int32),
@@ -310,10 +298,12 @@ def dense_block_synapse(pre: str, weights: np.ndarray, ids: np.ndarray, whole: b
 
 def conv_weight_sets(kernel: np.ndarray, geom: ConvGeometry, tile: Tile, keys: np.ndarray
                      ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """:func:`conv_weight_set` for every row of ``keys`` at once (same results, in order).
+    """Weights ``(C, nr*nc*F_tile)`` and indices of the weight set of every row of ``keys``.
 
-    Keys with the same numbers of output rows/cols give sets of one shape, so each such
-    group is gathered from the kernel with one fancy index instead of one per key.
+    Columns run over (output row, output col, channel) of the tile; ``kernel`` is the
+    Loihi-scaled float32 kernel ``(kr, kc, C, F)``. Keys with the same numbers of output
+    rows/cols give sets of one shape, so each such group is gathered from the kernel
+    with one fancy index.
     """
     n_keys = len(keys)
     weights: list[np.ndarray | None] = [None] * n_keys
@@ -425,6 +415,7 @@ class _LayerMapping:
     tiles: list[Tile]
     kernel: np.ndarray
     geom: ConvGeometry | None
+    cache_key: tuple
 
 
 def _resolve_block_shapes(network: SpikingNetwork, chip: list[NeuronLayer],
@@ -479,8 +470,9 @@ def map_to_chip(network: SpikingNetwork, block_shapes: Mapping[str, Any] | None 
         pre = network.layers[conn.pre]
         kernel = loihi_weights(conn, pre, layer, dt)
         geom = ConvGeometry(conn) if conn.kind == "conv" else None
-        plans.append(_LayerMapping(layer, conn, shapes[layer.name],
-                                   tile_layer(layer.shape, shapes[layer.name]), kernel, geom))
+        bs = shapes[layer.name]
+        plans.append(_LayerMapping(layer, conn, bs, tile_layer(layer.shape, bs), kernel, geom,
+                                   _LayerCache.key(layer, conn, kernel, bs, dt)))
 
     blocks: list[Block] = []
     for plan in plans:
@@ -493,11 +485,11 @@ def map_to_chip(network: SpikingNetwork, block_shapes: Mapping[str, Any] | None 
     _allocate(model, n_chips, raise_on_overflow)
     if discretize:
         for plan in plans:
-            layer_blocks = [b for b in model.blocks if b.layer == plan.layer.name]
+            layer_blocks = model.blocks_of(plan.layer.name)
             if any(b.compartments is None for b in layer_blocks):
                 for block in layer_blocks:
                     _discretize_block(block)
-                _LAYER_CACHE.put(plan, dt, layer_blocks)
+                _LAYER_CACHE.put(plan.cache_key, layer_blocks)
     return model
 
 
@@ -520,19 +512,19 @@ class _LayerCache:
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(plan: "_LayerMapping", dt: float) -> tuple:
-        layer, conn = plan.layer, plan.conn
+    def key(layer: NeuronLayer, conn: Connection, kernel: np.ndarray, block_shape: tuple,
+            dt: float) -> tuple:
+        """Everything a layer's blocks depend on (the arrays by a hash of their bytes)."""
         digest = hashlib.blake2b(digest_size=16)
-        digest.update(np.ascontiguousarray(plan.kernel).tobytes())
+        digest.update(np.ascontiguousarray(kernel).tobytes())
         digest.update(np.ascontiguousarray(layer.bias, np.float64).tobytes())
         geometry = (conn.kind, tuple(conn.pre_shape), tuple(conn.post_shape),
                     tuple(getattr(conn, "strides", ()) or ()), conn.padding_amounts())
-        return (layer.name, conn.pre, tuple(layer.shape), plan.block_shape, geometry,
-                repr(layer.neuron.to_config()), conn.synapse, float(dt), plan.kernel.shape,
+        return (layer.name, conn.pre, tuple(layer.shape), block_shape, geometry,
+                repr(layer.neuron.to_config()), conn.synapse, float(dt), kernel.shape,
                 digest.hexdigest())
 
-    def get(self, plan: "_LayerMapping", dt: float) -> list[tuple] | None:
-        key = self.key(plan, dt)
+    def get(self, key: tuple) -> list[tuple] | None:
         with self._lock:
             entry = self._items.get(key)
             if entry is None:
@@ -540,12 +532,11 @@ class _LayerCache:
             self._items.move_to_end(key)
             return entry[0]
 
-    def put(self, plan: "_LayerMapping", dt: float, blocks: list[Block]) -> None:
+    def put(self, key: tuple, blocks: list[Block]) -> None:
         parts = [(b.synapses[0], b.float_compartments, b.compartments) for b in blocks]
         size = sum(int(w.size) for b in blocks for s in b.synapses for w in s.weights)
         if size > self._max // 4:
             return
-        key = self.key(plan, dt)
         with self._lock:
             if key in self._items:
                 return
@@ -571,10 +562,10 @@ def clear_layer_cache() -> None:
     _LAYER_CACHE.clear()
 
 
-def _layer_blocks(plan: "_LayerMapping", dt: float) -> list[Block]:
+def _layer_blocks(plan: _LayerMapping, dt: float) -> list[Block]:
     """The blocks of one layer: from the cache when an identical layer was mapped before
     (already discretized), else built (and discretized by the caller)."""
-    cached = _LAYER_CACHE.get(plan, dt)
+    cached = _LAYER_CACHE.get(plan.cache_key)
     whole = len(plan.tiles) == 1
     out = []
     for k, tile in enumerate(plan.tiles):

@@ -268,11 +268,29 @@ def test_lif_layer_discretization_matches_reference_registers():
 # the fast paths equal the plain definitions
 # ---------------------------------------------------------------------------------------
 
+def _one_weight_set(kernel, geom, tile, key):
+    """The weight set of one key, by definition: for output rows ``y`` and cols ``x`` it
+    reaches, kernel taps ``a0 - sr*y`` / ``b0 - sc*x``, columns in (row, col, channel) order
+    of the tile, indices offset by ``q``."""
+    a0, nr, b0, nc, q = (int(v) for v in key)
+    f0, ext_c, ext_f = tile.origin[2], tile.extent[1], tile.extent[2]
+    weights = np.empty((geom.C, nr * nc * ext_f), np.float32)
+    indices = np.empty((geom.C, nr * nc * ext_f), np.int32)
+    col = 0
+    for y in range(nr):
+        for x in range(nc):
+            for f in range(ext_f):
+                weights[:, col] = kernel[a0 - geom.sr * y, b0 - geom.sc * x, :, f0 + f]
+                indices[:, col] = q + (y * ext_c + x) * ext_f + f
+                col += 1
+    return weights, indices
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(h=st.integers(3, 12), c=st.integers(1, 3), f1=st.integers(1, 24), k=st.integers(1, 3),
        s=st.integers(1, 2), padding=st.sampled_from(["valid", "same"]), data=st.data())
 def test_batched_conv_weight_sets_equal_one_key_at_a_time(h, c, f1, k, s, padding, data):
-    from loihi_core.mapping import ConvGeometry, conv_block_axons, conv_weight_set, conv_weight_sets, unique_keys
+    from loihi_core.mapping import ConvGeometry, conv_block_axons, conv_weight_sets, unique_keys
 
     net = _conv_net(h, h, c, f1, 0, k, s, padding, 5)
     conn = net.connections_into("c1")[0]
@@ -291,7 +309,7 @@ def test_batched_conv_weight_sets_equal_one_key_at_a_time(h, c, f1, k, s, paddin
         assert firsts == sorted(firsts)
         weights, indices = conv_weight_sets(kernel, geom, tile, keys)
         for key, w, i in zip(keys, weights, indices):
-            w1, i1 = conv_weight_set(kernel, geom, tile, tuple(int(v) for v in key))
+            w1, i1 = _one_weight_set(kernel, geom, tile, key)
             assert w.dtype == w1.dtype and i.dtype == i1.dtype
             np.testing.assert_array_equal(w, w1)
             np.testing.assert_array_equal(i, i1)
