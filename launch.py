@@ -19,18 +19,10 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import sys
 import threading
 import time
-import urllib.request
 import webbrowser
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,31 +34,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--close-when-ready", type=float, default=None, metavar="SECONDS",
                    help="close the window once the app is live, or fail after SECONDS (tests)")
     return p.parse_args(argv)
-
-
-def start_server(port: int):
-    """Start the Panel server in a daemon thread; return it once it answers."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import panel as pn
-
-    from app.dashboard import create_app
-    from app.data import warm_up
-
-    warm_up()
-    origins = [f"127.0.0.1:{port}", f"localhost:{port}"]
-    server = pn.serve({"app": create_app}, port=port, address="127.0.0.1", threaded=True,
-                      show=False, liveness=True, websocket_origin=origins, title="Loihi Studio",
-                      websocket_max_message_size=256 * 1024 * 1024)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2) as r:
-                if r.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"the server did not start on port {port}")
 
 
 def window_problem() -> str | None:
@@ -145,9 +112,9 @@ def wait_for_signal() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    port = args.port or free_port()
-    server = start_server(port)
-    url = f"http://127.0.0.1:{port}/app"
+    from app.serving import serve_dashboard
+
+    server, url = serve_dashboard(args.port)
     print(f"Loihi Studio is serving {url}", flush=True)
     try:
         if args.no_window:

@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -57,40 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layer", default=None, help="layer whose slider moves (default: first on chip)")
     args = parser.parse_args(argv)
 
-    import panel as pn
     from playwright.sync_api import sync_playwright
 
-    from app.dashboard import build_dashboard, configure_panel
-    from app.data import warm_up
+    from app.serving import serve_dashboard
 
     t0 = time.perf_counter()
-    warm_up(background=False)
-    print(f"warm-up (example + JIT): {time.perf_counter() - t0:.1f} s")
     sessions = []
-
-    def factory():
-        configure_panel()
-        dash = build_dashboard()
-        sessions.append(dash)
-        return dash.template
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = pn.serve({"app": factory}, port=port, address="127.0.0.1", threaded=True, show=False,
-                      liveness=True, websocket_origin=[f"127.0.0.1:{port}"])
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.1)
+    server, url = serve_dashboard(sessions=sessions, warm_up_first=True)
+    print(f"warm-up (example + JIT) and server start: {time.perf_counter() - t0:.1f} s")
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
             t0 = time.perf_counter()
-            page.goto(f"http://127.0.0.1:{port}/app")
+            page.goto(url)
             while not sessions:
                 page.wait_for_timeout(20)
             dash = sessions[-1]

@@ -9,12 +9,8 @@ Playwright (``page.wait_for_timeout``), never sleep blindly.
 
 from __future__ import annotations
 
-import io
 import json
-import shutil
-import socket
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -55,37 +51,13 @@ def browser_type_launch_args(browser_type_launch_args):
 @pytest.fixture(scope="module")
 def served():
     """An in-process Panel server of the dashboard; yields ``(url, sessions)``."""
-    import panel as pn
+    from app.serving import serve_dashboard
 
-    from app.dashboard import build_dashboard, configure_panel
-    from app.data import warm_up
-
-    warm_up(background=False)  # the example and the Numba JIT, before the first page
     sessions = []
-
-    def factory():
-        configure_panel()
-        dash = build_dashboard()
-        sessions.append(dash)
-        return dash.template
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = pn.serve({"app": factory}, port=port, address="127.0.0.1", threaded=True, show=False,
-                      liveness=True, websocket_origin=[f"127.0.0.1:{port}"])
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                server.stop()
-                raise
-            time.sleep(0.1)
+    # the example and the Numba JIT before the first page
+    server, url = serve_dashboard(sessions=sessions, warm_up_first=True, timeout=TIMEOUT)
     try:
-        yield f"http://127.0.0.1:{port}/app", sessions
+        yield url, sessions
     finally:
         server.stop()
 
