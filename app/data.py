@@ -17,16 +17,19 @@ import hashlib
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 import loihi_core
 from loihi_core import TunedConfig
 from loihi_core.errors import LoihiStudioError
+
+T = TypeVar("T")
 
 #: The repository root (``app/`` lives directly under it).
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,14 +173,26 @@ def read_npz(source: str | Path | bytes, filename: str | None = None) -> tuple[n
         if len(source) > MAX_UPLOAD_BYTES:
             raise DataError(f"the file is {len(source) / 1e6:.0f} MB; the limit is "
                             f"{MAX_UPLOAD_BYTES / 1e6:.0f} MB")
-        with tempfile.TemporaryDirectory(prefix="loihi-studio-") as tmp:
-            path = Path(tmp) / "upload.npz"
-            path.write_bytes(source)
-            try:
-                return _read_npz_path(path)
-            except DataError as exc:
-                raise DataError(str(exc).replace(str(path), filename or "the .npz")) from None
+        return read_upload(source, filename or "the .npz", "upload.npz", _read_npz_path,
+                           errors=DataError, raise_as=DataError)
     return _read_npz_path(Path(source))
+
+
+def read_upload(data: bytes, shown_name: str, temp_name: str, read: Callable[[Path], T],
+                errors: type[Exception] | tuple = LoihiStudioError,
+                raise_as: type[Exception] = DataError) -> T:
+    """``read(path)`` of uploaded bytes, written to a temporary file for the core's readers.
+
+    Errors of type ``errors`` come back as ``raise_as`` with the temporary path in the
+    message replaced by ``shown_name`` (the user's file name, not ours).
+    """
+    with tempfile.TemporaryDirectory(prefix="loihi-studio-") as tmp:
+        path = Path(tmp) / temp_name
+        path.write_bytes(data)
+        try:
+            return read(path)
+        except errors as exc:
+            raise raise_as(str(exc).replace(str(path), shown_name)) from None
 
 
 def _read_npz_path(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -223,13 +238,7 @@ def load_model_bytes(data: bytes, filename: str) -> Any:
     if len(data) > MAX_UPLOAD_BYTES:
         raise DataError(f"{filename!r} is {len(data) / 1e6:.0f} MB; the limit is "
                         f"{MAX_UPLOAD_BYTES / 1e6:.0f} MB")
-    with tempfile.TemporaryDirectory(prefix="loihi-studio-") as tmp:
-        path = Path(tmp) / "uploaded.keras"
-        path.write_bytes(data)
-        try:
-            graph = loihi_core.load_model(path)
-        except LoihiStudioError as exc:
-            raise DataError(str(exc).replace(str(path), filename)) from None
+    graph = read_upload(data, filename, "uploaded.keras", loihi_core.load_model)
     graph.source = filename
     return graph
 

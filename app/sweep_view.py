@@ -9,8 +9,6 @@ both more accurate and cheaper), and applies a chosen row's config to the live t
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import panel as pn
@@ -19,6 +17,7 @@ from bokeh.models import ColumnDataSource, HoverTool, TapTool
 
 from loihi_core.errors import LoihiStudioError
 
+from .data import read_upload
 from .plots import ACCENT, DANGER, _figure
 from .state import StudioState
 from .views import problems_markdown
@@ -32,13 +31,7 @@ def load_results_bytes(data: bytes, filename: str):
     """A results table from uploaded CSV bytes (read by the core's ``load_results``)."""
     from loihi_core.sweep import load_results
 
-    with tempfile.TemporaryDirectory(prefix="loihi-studio-sweep-") as tmp:
-        path = Path(tmp) / "results.csv"
-        path.write_bytes(data)
-        try:
-            return load_results(path)
-        except LoihiStudioError as exc:
-            raise LoihiStudioError(str(exc).replace(str(path), filename)) from None
+    return read_upload(data, filename, "results.csv", load_results, raise_as=LoihiStudioError)
 
 
 def swept_fields(df) -> list[str]:
