@@ -89,6 +89,18 @@ def shows_generation(page, name: str, generation: int) -> bool:
     return bool(src and src["tags"] and src["tags"][0] == generation)
 
 
+def open_session(page, url: str, sessions: list):
+    """Load the dashboard in ``page`` (a new session); return its Dashboard once the first
+    results are computed and the browser shows the raster."""
+    before = len(sessions)
+    page.goto(url)
+    dash = wait_until(lambda: len(sessions) > before and sessions[-1], page, what="the session")
+    wait_until(lambda: settled(dash), page, what="the first computation")
+    wait_until(lambda: shows_generation(page, "raster", dash.state.generation), page,
+               what="the raster in the browser")
+    return dash
+
+
 @pytest.fixture()
 def app_page(browser, served):
     """A fresh page (a new session) on the dashboard, once its first results are shown."""
@@ -98,12 +110,7 @@ def app_page(browser, served):
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    before = len(sessions)
-    page.goto(url)
-    dash = wait_until(lambda: len(sessions) > before and sessions[-1], page, what="the session")
-    wait_until(lambda: settled(dash), page, what="the first computation")
-    wait_until(lambda: shows_generation(page, "raster", dash.state.generation), page,
-               what="the raster in the browser")
+    dash = open_session(page, url, sessions)
     yield page, dash
     context.close()
     assert not errors, errors
@@ -282,12 +289,7 @@ def test_two_pages_keep_separate_state(browser, served):
     pages, dashes = [], []
     for _ in range(2):
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        before = len(sessions)
-        page.goto(url)
-        dash = wait_until(lambda: len(sessions) > before and sessions[-1], page, what="a session")
-        wait_until(lambda: settled(dash), page, what="first results")
-        wait_until(lambda: shows_generation(page, "raster", dash.state.generation), page,
-                   what="the first raster")
+        dash = open_session(page, url, sessions)
         pages.append(page)
         dashes.append(dash)
     (pa, pb), (a, b) = pages, dashes
