@@ -19,6 +19,10 @@ REFERENCE_TYPES = {
     "relu": nt.RectifiedLinear(),
     "lif_20_2": nt.LIFRate(),
 }
+#: Columns whose values come straight out of a libm function (compared within a few ulp).
+#: The Loihi LIF columns also call log1p, but the result is rounded to whole steps
+#: (``ceil(period / dt)``), so they are compared bit for bit.
+LIBM_VALUED = {"lif_20_2"}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +38,14 @@ def test_rates_equal_nengo_loihi_bit_for_bit(rates_ref, name, dt):
     got = neuron.rates(rates_ref["x"], rates_ref["gain"], rates_ref["bias"], dt)
     expected = rates_ref[f"dt{dt}/{name}"]
     assert got.shape == expected.shape == (1601, 4)
-    np.testing.assert_array_equal(got, expected)
+    if name in LIBM_VALUED:
+        # nengo's ideal LIFRate is a float formula around np.log1p, whose SIMD code path
+        # (AVX2 vs AVX-512 ...) differs between CPUs by an ulp: CI may run on another CPU
+        # than the one the reference was made on. Everything Loihi-quantized stays exact.
+        np.testing.assert_array_max_ulp(got, expected, maxulp=4)
+        np.testing.assert_array_equal(got > 0, expected > 0)
+    else:
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_discretized_time_constants():
