@@ -1,582 +1,65 @@
 """Keras layer graph → :class:`~loihi_core.network.SpikingNetwork` (NengoDL Converter semantics).
 
-The model must be one chain of layers. Walking it, the converter keeps the *linear*
-operations met since the last nonlinearity and folds them into one connection:
+The model may be any directed acyclic graph of supported layers (residual and branching
+networks included). :mod:`loihi_core.converter` plans it: every relu (any spelling, a
+clipped ``ReLU(max_value)``, the two halves of a ``LeakyReLU``) closes a
+:class:`~loihi_core.network.NeuronLayer` named after the Keras layer that applies it (so
+its rate-mode output *is* that layer's output), and every path of linear layers between
+two neuron layers (convolutions, pooling, padding, batch normalisation, merges, views)
+becomes one exact :class:`~loihi_core.network.Connection` — several into a layer that a
+merge feeds, as NengoLoihi builds them. Layers after the last neurons form the host-side
+:class:`~loihi_core.network.Readout`.
 
-* ``Flatten``/``Reshape`` are views (channels-last C order, as Keras), ``Dropout`` and
-  friends are the identity at inference;
-* ``AveragePooling2D`` (``pool_size == strides``, ``'valid'``) is folded **exactly** into the
-  next weighted layer: pooling (p, p) then a k×k conv of stride s is a (k·p)×(k·p) conv of
-  stride s·p with weights K/p² (rows for the cropped remainder are never read); pooling
-  then Flatten + Dense repeats each Dense row over its p×p window, divided by p²;
-* ``MaxPooling2D`` has no synaptic equivalent: with ``max_to_avg_pool`` (the default) it is
-  replaced by average pooling, with a warning and a note; this is the one approximation
-  (``loihi_core.verify`` reports its cost);
-* ``BatchNormalization`` right after a Conv2D/Dense is folded exactly into its weights:
-  ``inv = gamma / sqrt(var + eps)``, ``W·inv``, ``(b - mean)·inv + beta``;
-* a ``Conv2DTranspose`` becomes an exact dense connection (its full weight matrix).
-
-Every relu (``activation="relu"`` in any spelling, a ``ReLU()`` layer or
-``Activation("relu")``) closes a :class:`~loihi_core.network.NeuronLayer` named after the
-layer that applies the relu (so its rate-mode output *is* that Keras layer's output);
-``gain = scale_firing_rates``, ``bias = keras_bias · gain``, ``amplitude =
-neuron.amplitude / gain``. Layers after the last relu form the host-side
-:class:`~loihi_core.network.Readout` (one Dense, optional softmax). Anything else raises a
-:class:`~loihi_core.errors.ConversionError` naming the layer, its class and what to do.
+:func:`convert` applies a tuned config to that plan: ``gain = scale_firing_rates``,
+``bias = keras_bias · gain``, ``amplitude = neuron.amplitude / gain``, the synapse of each
+layer on the connections out of it, and the on/off-chip placement (the layers fed by the
+input run on the host by default; an on-chip first layer gets NengoLoihi's on/off input
+encoder). The one approximation, max pooling, is announced with a warning. Anything else
+that cannot run raises a :class:`~loihi_core.errors.ConversionError` naming the layer.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .converter import (ConnectionPlan, ConversionPlan, NeuronLayerPlan, ReadoutPlan,
+                        plan_conversion, unsupported_reason)
+from .converter.linear import Conv, Matrix
+from .converter.planner import conv_or_matrix
 from .errors import ConfigError, ConversionError
-from .folding import (check_same_pool_fold, conv_transpose_matrix, expand_conv_for_pool,
-                      expand_dense_rows_for_pool, fold_batch_norm)
-from .graph import LayerGraph, LayerNode, load_model
+from .graph import LayerGraph, load_model
 from .network import Connection, NeuronLayer, Readout, SpikingNetwork
 
-#: Largest dense weight matrix the converter builds for a Conv2DTranspose (entries).
-MAX_DENSE_ENTRIES = 1 << 24
+__all__ = ["convert", "plan_conversion", "unsupported_reason", "default_on_chip",
+           "neuron_layer_shapes", "ConversionPlan", "NeuronLayerPlan", "ReadoutPlan",
+           "input_encoder_name", "ENCODER_RATE", "ENCODER_SYNAPSE"]
 
-_MERGE = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot")
-_RECURRENT = ("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D",
-              "ConvLSTM3D", "TimeDistributed")
-_OTHER_CONV = ("Conv1D", "Conv3D", "SeparableConv1D", "SeparableConv2D", "DepthwiseConv1D",
-               "DepthwiseConv2D", "Conv1DTranspose", "Conv3DTranspose")
-_ACT_LAYERS = ("LeakyReLU", "PReLU", "ELU", "ThresholdedReLU")
-_PREPROCESSING = ("Rescaling", "Normalization", "Resizing", "CenterCrop", "RandomFlip",
-                  "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop",
-                  "RandomContrast", "RandomBrightness")
-_SUPPORTED_LIST = ("InputLayer, Conv2D, Dense, Flatten, Reshape, Dropout, ReLU, Activation "
-                   "('relu', 'linear', 'softmax'), BatchNormalization, AveragePooling2D, "
-                   "MaxPooling2D (approximated), GlobalAveragePooling2D, Conv2DTranspose")
+#: NengoLoihi's host encoding of an input that feeds an on-chip layer: an on/off pair of
+#: spiking relus per input dimension, 1 000 Hz at ±1 (gain = bias = rate/2), whose spikes
+#: reach the chip through its ``decode_tau`` synapse (s).
+ENCODER_RATE = 1000.0
+ENCODER_SYNAPSE = 0.005
 
 
-# ---------------------------------------------------------------------------------------
-# per-layer support
-# ---------------------------------------------------------------------------------------
+def _fed_by_input(plan: ConversionPlan, p: NeuronLayerPlan) -> bool:
+    return all(c.source == plan.input_name for c in p.connections)
 
-def unsupported_reason(node: LayerNode) -> str | None:
-    """Why ``node`` cannot be converted on its own, or ``None`` if it can.
-
-    Only checks the layer itself (class, configuration, activation); how layers combine is
-    checked by :func:`convert`. The message names the layer, its class and what to do.
-    """
-    who = f"layer {node.name!r} ({node.keras_class})"
-    cls, cfg = node.keras_class, node.config
-    if node.kind == "unsupported":
-        if cls in _MERGE:
-            return (f"{cls} {node.name!r} (a merge of branches, e.g. skip connections) is not "
-                    f"supported yet: the converter handles one chain of layers; remove the branch "
-                    f"or convert the two paths as separate models")
-        if cls in _RECURRENT:
-            return (f"{cls} {node.name!r} is a recurrent layer, which is not supported: use "
-                    f"Conv2D/Dense layers with relu")
-        if cls in _OTHER_CONV:
-            return (f"{cls} {node.name!r} is not supported yet: use a regular Conv2D "
-                    f"(2-D, groups=1) with relu")
-        if cls in _ACT_LAYERS:
-            return (f"{cls} {node.name!r} is not supported: spiking neurons implement relu "
-                    f"(non-negative rates), so retrain with ReLU / activation='relu'")
-        if cls in ("ZeroPadding2D", "Cropping2D"):
-            return (f"{cls} {node.name!r} is not supported: use padding='same' or 'valid' in the "
-                    f"Conv2D instead")
-        if cls in ("UpSampling2D", "UpSampling1D"):
-            return (f"{cls} {node.name!r} is not supported: use a Conv2DTranspose with "
-                    f"strides instead")
-        if cls == "Lambda":
-            return (f"Lambda {node.name!r} runs arbitrary code and cannot be converted: replace "
-                    f"it with standard Keras layers")
-        if cls in _PREPROCESSING:
-            return (f"{cls} {node.name!r} is a preprocessing layer: apply it to the data before "
-                    f"the model and remove it from the model")
-        if cls in ("Functional", "Sequential", "Model"):
-            return (f"{node.name!r} is a nested model ({cls}): build the network as one flat "
-                    f"functional or Sequential model")
-        if cls in ("MaxPooling1D", "AveragePooling1D", "MaxPooling3D", "AveragePooling3D",
-                   "GlobalAveragePooling1D", "GlobalMaxPooling1D"):
-            return (f"{cls} {node.name!r} is not supported: only 2-D pooling is "
-                    f"(AveragePooling2D, MaxPooling2D)")
-        return f"{who} is not supported; supported layers are: {_SUPPORTED_LIST}"
-    if node.activation not in ("relu", "linear", "softmax"):
-        return (f"{who}: activation {node.activation!r} has no spiking equivalent (Loihi neurons "
-                f"compute relu); use activation='relu' (or a plain ReLU() layer), or "
-                f"'linear'/'softmax' in the last Dense")
-    if node.activation == "softmax" and node.kind not in ("dense", "activation"):
-        return (f"{who}: softmax is only supported in the last Dense layer (or an "
-                f"Activation('softmax') after it)")
-    if cfg.get("data_format", "channels_last") != "channels_last":
-        return (f"{who} uses data_format={cfg.get('data_format')!r}; only 'channels_last' "
-                f"is supported: rebuild the model with channels_last")
-    if node.kind in ("conv2d", "conv2d_transpose"):
-        if tuple(cfg.get("dilation_rate", (1, 1))) != (1, 1):
-            return (f"{who} has dilation_rate={tuple(cfg['dilation_rate'])}; only (1, 1) is "
-                    f"supported")
-        if int(cfg.get("groups", 1)) != 1:
-            return f"{who} has groups={cfg['groups']}; only groups=1 is supported"
-        if cfg.get("padding") not in ("valid", "same"):
-            return f"{who} has padding={cfg.get('padding')!r}; use 'valid' or 'same'"
-    if node.kind in ("avg_pool", "max_pool"):
-        pool = tuple(cfg["pool_size"])
-        strides = tuple(cfg["strides"]) if cfg.get("strides") is not None else pool
-        if cfg.get("padding") != "valid":
-            return (f"{who} has padding={cfg.get('padding')!r}: 'same' pooling averages over "
-                    f"fewer cells at the border and cannot be folded into synapse weights; "
-                    f"use padding='valid'")
-        if pool != strides:
-            return (f"{who} has pool_size={pool} but strides={strides}: only non-overlapping "
-                    f"pooling (strides == pool_size) folds exactly into synapse weights")
-    if node.kind == "batch_norm":
-        axis = cfg.get("axis", -1)
-        axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
-        rank = len(node.output_shape)
-        if axis not in (-1, rank) or cfg.get("renorm"):
-            return (f"{who} normalises axis {cfg.get('axis')}; only the last (channels) axis "
-                    f"can be folded into the preceding layer's weights")
-    if node.kind == "input" and any(d is None for d in node.output_shape):
-        return (f"input {node.name!r} has shape {node.output_shape} with unknown sizes: give "
-                f"keras.Input a fixed shape, e.g. keras.Input((28, 28, 1))")
-    return None
-
-
-# ---------------------------------------------------------------------------------------
-# planning: what each Keras layer becomes
-# ---------------------------------------------------------------------------------------
-
-@dataclass
-class _Weighted:
-    """A weighted layer resolved into one connection (float64 until the network is built)."""
-
-    node: LayerNode
-    kind: str  # "dense" | "conv"
-    kernel: np.ndarray
-    bias: np.ndarray | None
-    pre_shape: tuple[int, ...]
-    post_shape: tuple[int, ...]
-    strides: tuple[int, int] = (1, 1)
-    padding: str = "valid"
-    folded: list[str] = field(default_factory=list)  # views/pooling folded in before it
-    batch_norm: str | None = None  # BatchNormalization folded in after it
-    trailing_views: list[LayerNode] = field(default_factory=list)
-
-
-@dataclass
-class NeuronLayerPlan:
-    """A neuron layer before settings are applied (shape, incoming connection, bias)."""
-
-    name: str
-    shape: tuple[int, ...]
-    pre: str
-    weighted: _Weighted
-    keras_layers: tuple[str, ...]
-
-
-@dataclass
-class ReadoutPlan:
-    name: str
-    pre: str
-    weights: np.ndarray | None
-    bias: np.ndarray | None
-    shape: tuple[int, ...]
-    activation: str | None
-    keras_layers: tuple[str, ...]
-
-
-@dataclass
-class ConversionPlan:
-    """Structure of the converted network, independent of the tuned settings.
-
-    ``roles`` says for every Keras layer what it became (shown by ``inspect``).
-    """
-
-    input_name: str
-    input_shape: tuple[int, ...]
-    neuron_layers: list[NeuronLayerPlan]
-    readout: ReadoutPlan
-    roles: dict[str, str]
-    notes: list[str]
-    max_pool_substituted: list[str]
-    warnings: list[str] = field(default_factory=list)
-
-
-def _chain(graph: LayerGraph) -> list[LayerNode]:
-    """The layers as one chain from the input to the output, or a ConversionError."""
-    for node in graph:
-        reason = unsupported_reason(node)
-        if reason:
-            raise ConversionError(reason, layer=node.name)
-    if len(graph.input_names) != 1:
-        raise ConversionError(f"the model has {len(graph.input_names)} inputs "
-                              f"({', '.join(graph.input_names)}); only single-input models "
-                              f"are supported")
-    if len(graph.output_names) != 1:
-        raise ConversionError(f"the model has {len(graph.output_names)} outputs "
-                              f"({', '.join(graph.output_names)}); only single-output models "
-                              f"are supported")
-    chain = [graph[graph.input_names[0]]]
-    while chain[-1].name != graph.output_names[0]:
-        nxt = graph.consumers(chain[-1].name)
-        if len(nxt) != 1:
-            raise ConversionError(
-                f"the output of layer {chain[-1].name!r} ({chain[-1].keras_class}) feeds "
-                f"{len(nxt)} layers ({', '.join(nxt) or 'none'}); only a single chain of layers "
-                f"is supported (no branches)", layer=chain[-1].name)
-        node = graph[nxt[0]]
-        if len(node.inputs) != 1:
-            raise ConversionError(f"layer {node.name!r} ({node.keras_class}) takes "
-                                  f"{len(node.inputs)} inputs; only a single chain of layers is "
-                                  f"supported", layer=node.name)
-        chain.append(node)
-    if len(chain) != len(graph):
-        extra = [n for n in graph.names if n not in {c.name for c in chain}]
-        raise ConversionError(f"layers {', '.join(extra)} are not on the path from the input to "
-                              f"the output; only a single chain of layers is supported")
-    return chain
-
-
-class _Planner:
-    """Walks the chain and folds linear layers between nonlinearities (see module doc)."""
-
-    def __init__(self, graph: LayerGraph, max_to_avg_pool: bool):
-        self.graph = graph
-        self.max_to_avg_pool = max_to_avg_pool
-        self.roles: dict[str, str] = {}
-        self.notes: list[str] = []
-        self.max_subs: list[str] = []
-        self.warnings: list[str] = []  # emitted by convert(), not by planning
-        self.layers: list[NeuronLayerPlan] = []
-        self.readout: ReadoutPlan | None = None
-
-    # -- state --------------------------------------------------------------------------
-    def _reset(self, src: str, shape: tuple[int, ...], nonneg: bool) -> None:
-        self.src, self.src_shape, self.src_nonneg = src, shape, nonneg
-        self.view = shape            # current shape of the data since src
-        self.pool_base = None        # (H, W, C) view at the first pooling
-        self.pool = (1, 1)           # accumulated pooling factors
-        self.pooled_view = None      # view right after the last pooling
-        self.pending: list[LayerNode] = []  # layers folded into the next connection
-        self.weighted: _Weighted | None = None
-        self.softmax: LayerNode | None = None
-
-    def plan(self) -> ConversionPlan:
-        chain = _chain(self.graph)
-        inp = chain[0]
-        self.roles[inp.name] = "input (host)"
-        self._reset(inp.name, tuple(inp.output_shape), nonneg=False)
-        for node in chain[1:]:
-            self._visit(node)
-        self._finish(chain[-1])
-        if not self.layers:
-            raise ConversionError(
-                "the model has no relu, so there is nothing to turn into spiking neurons: add "
-                "activation='relu' to the hidden Conv2D/Dense layers")
-        return ConversionPlan(inp.name, tuple(inp.output_shape), self.layers, self.readout,
-                              self.roles, self.notes, self.max_subs, self.warnings)
-
-    # -- one layer ----------------------------------------------------------------------
-    def _visit(self, node: LayerNode) -> None:
-        kind = node.kind
-        if kind == "dropout":
-            self.roles[node.name] = "identity at inference (ignored)"
-            return
-        if self.softmax is not None and kind not in ("flatten", "reshape"):
-            raise ConversionError(
-                f"layer {node.name!r} ({node.keras_class}) follows the softmax of "
-                f"{self.softmax.name!r}; softmax is only supported at the end of the model",
-                layer=node.name)
-        if kind in ("flatten", "reshape"):
-            return self._view(node)
-        if kind in ("avg_pool", "max_pool", "global_avg_pool", "global_max_pool"):
-            return self._pooling(node)
-        if kind == "batch_norm":
-            return self._batch_norm(node)
-        if kind in ("dense", "conv2d", "conv2d_transpose"):
-            self._weighted_layer(node)
-            if node.activation == "relu":
-                self._close_neuron_layer(node)
-            elif node.activation == "softmax":
-                self._softmax(node)
-            return
-        if kind == "activation":
-            if node.activation == "relu":
-                return self._relu_layer(node)
-            if node.activation == "softmax":
-                return self._softmax(node)
-            self.roles[node.name] = "identity (linear activation)"
-            return
-        raise ConversionError(unsupported_reason(node) or f"layer {node.name!r} "
-                              f"({node.keras_class}) is not supported", layer=node.name)
-
-    def _view(self, node: LayerNode) -> None:
-        shape = tuple(node.output_shape)
-        if self.weighted is not None:
-            # after the weighted layer and before any activation: fine only at the very end
-            self.weighted.trailing_views.append(node)
-            self.roles[node.name] = f"view of {self.weighted.node.name!r}"
-            self.view = shape
-            return
-        self.view = shape
-        self.pending.append(node)
-        self.roles[node.name] = "view (C-order reshape, no computation)"
-
-    def _pooling(self, node: LayerNode) -> None:
-        if self.weighted is not None:
-            raise ConversionError(
-                f"{node.keras_class} {node.name!r} sits between {self.weighted.node.keras_class} "
-                f"{self.weighted.node.name!r} and its activation (or after the output layer); "
-                f"put the pooling after the activation (conv → relu → pooling)", layer=node.name)
-        if len(self.view) != 3:
-            raise ConversionError(f"{node.keras_class} {node.name!r} gets a {self.view} input; "
-                                  f"2-D pooling needs (rows, cols, channels)", layer=node.name)
-        if self.pool_base is not None and self.view != self.pooled_view:
-            raise ConversionError(
-                f"{node.keras_class} {node.name!r}: a Reshape between two poolings cannot be "
-                f"folded; remove it", layer=node.name)
-        h, w, c = self.view
-        if node.kind.startswith("global_"):
-            pool = (h, w)
-        else:
-            pool = tuple(int(p) for p in node.config["pool_size"])
-        if pool[0] > h or pool[1] > w:
-            raise ConversionError(f"{node.keras_class} {node.name!r}: pool {pool} is larger than "
-                                  f"its input {self.view}", layer=node.name)
-        is_max = node.kind in ("max_pool", "global_max_pool")
-        if is_max:
-            avg_cls = node.keras_class.replace("Max", "Average")
-            if not self.max_to_avg_pool:
-                raise ConversionError(
-                    f"{node.keras_class} {node.name!r} cannot be computed by Loihi synapses (a "
-                    f"max is not a weighted sum); set \"max_to_avg_pool\": true in the tuned "
-                    f"config to substitute average pooling (verify reports the accuracy cost), or "
-                    f"retrain with {avg_cls}", layer=node.name)
-            msg = (f"{node.keras_class} {node.name!r} replaced by {avg_cls} (max pooling cannot "
-                   f"be computed by Loihi synapses); outputs will differ from Keras: check the "
-                   f"cost with loihi_core.verify")
-            self.warnings.append(msg)
-            self.notes.append(msg)
-            self.max_subs.append(node.name)
-        if self.pool_base is None:
-            self.pool_base = self.view
-        self.pool = (self.pool[0] * pool[0], self.pool[1] * pool[1])
-        base = self.pool_base
-        self.pooled_view = (base[0] // self.pool[0], base[1] // self.pool[1], base[2])
-        self.view = tuple(node.output_shape)  # (c,) for a global pooling without keepdims
-        self.pending.append(node)
-        kind = "average pooling" if not is_max else "max pooling → average pooling"
-        self.roles[node.name] = f"{kind} {pool}, folded into the next connection"
-
-    def _batch_norm(self, node: LayerNode) -> None:
-        wt = self.weighted
-        if wt is None or wt.trailing_views or wt.batch_norm is not None:
-            raise ConversionError(
-                f"BatchNormalization {node.name!r} must directly follow a Conv2D or Dense (it is "
-                f"folded into that layer's weights); move it before the activation "
-                f"(conv → batch norm → relu)", layer=node.name)
-        wt.kernel, wt.bias = fold_batch_norm(wt.kernel, wt.bias, node)
-        wt.batch_norm = node.name
-        self.roles[node.name] = f"folded into {wt.node.name!r}"
-
-    def _weighted_layer(self, node: LayerNode) -> None:
-        if self.weighted is not None:
-            prev = self.weighted.node
-            raise ConversionError(
-                f"{node.keras_class} {node.name!r} directly follows {prev.keras_class} "
-                f"{prev.name!r} with no relu between them: two weighted layers without a "
-                f"nonlinearity are one linear map, but each connection must end in neurons "
-                f"(or be the last layer); add activation='relu' to {prev.name!r} or merge the "
-                f"two layers", layer=node.name)
-        self.weighted = self._resolve(node)
-        self.roles[node.name] = "weights"
-
-    def _resolve(self, node: LayerNode) -> _Weighted:
-        """Fold the pending views/pooling into ``node``'s weights (one connection)."""
-        w = node.weights
-        kernel = w["kernel"].astype(np.float64)
-        bias = w["bias"].astype(np.float64) if "bias" in w else None
-        in_view = self.view
-        out_shape = tuple(node.output_shape)
-        pooled = self.pool_base is not None
-        base = self.pool_base
-        if node.kind == "dense" and len(in_view) == 3:
-            # Dense on (H, W, C) acts on the channels of every pixel: a 1×1 conv
-            kernel = kernel.reshape(1, 1, *kernel.shape)
-            conv_like, strides, padding = True, (1, 1), "valid"
-        elif node.kind == "dense":
-            if len(in_view) != 1:
-                raise ConversionError(f"Dense {node.name!r} gets a {in_view} input; add a Flatten "
-                                      f"before it", layer=node.name)
-            conv_like, strides, padding = False, (1, 1), "valid"
-        elif node.kind == "conv2d":
-            if len(in_view) != 3:
-                raise ConversionError(f"Conv2D {node.name!r} gets a {in_view} input; it needs "
-                                      f"(rows, cols, channels)", layer=node.name)
-            conv_like = True
-            strides = tuple(int(s) for s in node.config["strides"])
-            padding = node.config["padding"]
-        else:  # conv2d_transpose → exact dense matrix
-            return self._resolve_transpose(node, kernel, bias, in_view, out_shape)
-
-        if conv_like:
-            if pooled and in_view != self.pooled_view:
-                raise ConversionError(f"{node.keras_class} {node.name!r}: a Reshape between the "
-                                      f"pooling and this layer cannot be folded", layer=node.name)
-            if pooled:
-                if padding == "same":
-                    why = check_same_pool_fold(self.pooled_view[:2], base[:2], kernel.shape[:2],
-                                               strides, self.pool)
-                    if why:
-                        raise ConversionError(
-                            f"cannot fold the pooling before {node.keras_class} {node.name!r} "
-                            f"exactly: {why}; use padding='valid' in {node.name!r} or an input "
-                            f"size that divides evenly", layer=node.name)
-                kernel, strides = expand_conv_for_pool(kernel, strides, self.pool)
-                pre_shape = base
-            else:
-                pre_shape = in_view
-            wt = _Weighted(node, "conv", kernel, bias, tuple(pre_shape), out_shape,
-                           strides, padding)
-        else:
-            if pooled:
-                kernel = expand_dense_rows_for_pool(kernel, base, self.pool)
-                pre_shape = (int(np.prod(base)),)
-            else:
-                pre_shape = in_view
-            wt = _Weighted(node, "dense", kernel, bias, tuple(pre_shape), out_shape)
-        wt.folded.extend(n.name for n in self.pending)
-        return wt
-
-    def _resolve_transpose(self, node, kernel, bias, in_view, out_shape) -> _Weighted:
-        if len(in_view) != 3:
-            raise ConversionError(f"Conv2DTranspose {node.name!r} gets a {in_view} input; it "
-                                  f"needs (rows, cols, channels)", layer=node.name)
-        if self.pool_base is not None and in_view != self.pooled_view:
-            raise ConversionError(f"Conv2DTranspose {node.name!r}: a Reshape between the "
-                                  f"pooling and this layer cannot be folded", layer=node.name)
-        n_in = int(np.prod(self.pool_base or in_view))
-        n_out = int(np.prod(out_shape))
-        if n_in * n_out > MAX_DENSE_ENTRIES:
-            raise ConversionError(
-                f"Conv2DTranspose {node.name!r} becomes a dense {n_in}×{n_out} connection, too "
-                f"large to build ({n_in * n_out} weights > {MAX_DENSE_ENTRIES}); use a smaller "
-                f"layer or an upsampling-free architecture", layer=node.name)
-        if node.config.get("output_padding") is not None:
-            raise ConversionError(f"Conv2DTranspose {node.name!r}: output_padding is not "
-                                  f"supported; leave it None", layer=node.name)
-        strides = tuple(int(s) for s in node.config["strides"])
-        mat = conv_transpose_matrix(kernel, tuple(in_view), out_shape, strides,
-                                    node.config["padding"])
-        pre_shape = (n_in,)
-        if self.pool_base is not None:
-            mat = expand_dense_rows_for_pool(mat, self.pool_base, self.pool)
-        self.notes.append(f"Conv2DTranspose {node.name!r} became an exact dense "
-                          f"{n_in}×{n_out} connection")
-        wt = _Weighted(node, "dense", mat, bias, pre_shape, out_shape)
-        wt.folded.extend(n.name for n in self.pending)
-        return wt
-
-    def _relu_layer(self, node: LayerNode) -> None:
-        if self.weighted is None:
-            if self.src_nonneg:
-                # relu of rates (>= 0), possibly average-pooled: the identity
-                self.roles[node.name] = "identity (its input is already non-negative)"
-                self.notes.append(f"{node.keras_class} {node.name!r} is the identity here "
-                                  f"(its input is non-negative) and was dropped")
-                return
-            raise ConversionError(
-                f"{node.keras_class} {node.name!r} has no Conv2D/Dense before it (it follows "
-                f"{self.src!r}); a neuron layer needs incoming weights: apply the relu to a "
-                f"Conv2D/Dense output", layer=node.name)
-        self._close_neuron_layer(node)
-
-    def _close_neuron_layer(self, node: LayerNode) -> None:
-        wt = self.weighted
-        if wt.trailing_views:
-            v = wt.trailing_views[0]
-            raise ConversionError(
-                f"{v.keras_class} {v.name!r} sits between {wt.node.name!r} and its activation "
-                f"{node.name!r}; move it after the activation", layer=v.name)
-        shape = wt.post_shape
-        keras_layers = (*wt.folded, wt.node.name, *([wt.batch_norm] if wt.batch_norm else []))
-        if node.name != wt.node.name:
-            keras_layers += (node.name,)
-        self.layers.append(NeuronLayerPlan(node.name, tuple(shape), self.src, wt, keras_layers))
-        self.roles[node.name] = f"neuron layer {shape}"
-        if node.name != wt.node.name:
-            self.roles[wt.node.name] = f"weights of neuron layer {node.name!r}"
-        self._reset(node.name, tuple(shape), nonneg=True)
-
-    def _softmax(self, node: LayerNode) -> None:
-        self.softmax = node
-        self.roles[node.name] = (self.roles.get(node.name, "") + ", softmax").lstrip(", ")
-
-    def _finish(self, last: LayerNode) -> None:
-        """Layers after the last neuron layer: one Dense (pooling/BN folded) or nothing."""
-        if not self.layers:
-            return
-        wt = self.weighted
-        names = [n.name for n in self.pending]
-        if wt is not None:
-            if wt.kind != "dense" or len(wt.post_shape) != 1:
-                raise ConversionError(
-                    f"{wt.node.keras_class} {wt.node.name!r} comes after the last relu, so it would "
-                    f"run on the host as the readout, which must be a Dense on a flat input; add "
-                    f"Flatten + Dense after the last relu, or give {wt.node.name!r} a relu",
-                    layer=wt.node.name)
-            weights, bias = wt.kernel, wt.bias
-            names = [*wt.folded, wt.node.name, *([wt.batch_norm] if wt.batch_norm else []),
-                     *(v.name for v in wt.trailing_views)]
-            self.roles[wt.node.name] = "readout (host)" + (", softmax" if self.softmax else "")
-        elif self.pool_base is not None:  # pooled activities are the output: a pooling matrix
-            n_pooled = int(np.prod(self.pooled_view))
-            weights = expand_dense_rows_for_pool(np.eye(n_pooled), self.pool_base, self.pool)
-            bias = None
-        else:
-            weights = bias = None
-        if self.softmax is not None and self.softmax.name not in names:
-            names.append(self.softmax.name)
-        self.readout = ReadoutPlan(
-            name=last.name, pre=self.src,
-            weights=None if weights is None else weights.astype(np.float32),
-            bias=None if bias is None else bias.astype(np.float32),
-            shape=tuple(last.output_shape), activation="softmax" if self.softmax else None,
-            keras_layers=tuple(names))
-
-
-def plan_conversion(graph: LayerGraph, max_to_avg_pool: bool = True) -> ConversionPlan:
-    """Analyse ``graph``: neuron layers, folded layers, readout (no settings applied).
-
-    Raises :class:`ConversionError` for anything that cannot be converted.
-    """
-    planner = _Planner(graph, max_to_avg_pool)
-    try:
-        return planner.plan()
-    except ConversionError as exc:
-        exc.partial_roles = dict(planner.roles)  # what the layers before the failure became
-        raise
-
-
-# ---------------------------------------------------------------------------------------
-# settings and the network
-# ---------------------------------------------------------------------------------------
 
 def default_on_chip(graph: LayerGraph | Any, neuron=None) -> dict[str, bool]:
-    """The default placement by neuron-layer name: the first off chip, the others on chip.
+    """The default placement by neuron-layer name: layers fed by the input off chip, the
+    others on chip.
 
-    The first neuron layer turns the input into spikes on the host (a conv from the input
-    node cannot go to the chip). A layer whose neuron type cannot run on Loihi (the ideal
+    The first neuron layer(s) turn the input into spikes on the host, as in the
+    NengoDL/NengoLoihi tutorial. A layer whose neuron type cannot run on Loihi (the ideal
     rate/spiking types) defaults to off chip.
     """
     plan = plan_conversion(load_model(graph))
-    out = {}
-    for i, layer in enumerate(plan.neuron_layers):
-        capable = True if neuron is None else bool(getattr(neuron, "on_chip_capable", True))
-        out[layer.name] = i > 0 and capable
-    return out
+    capable = True if neuron is None else bool(getattr(neuron, "on_chip_capable", True))
+    return {p.name: (not _fed_by_input(plan, p)) and capable for p in plan.neuron_layers}
 
 
 def neuron_layer_shapes(graph: LayerGraph | Any) -> dict[str, tuple[int, ...]]:
@@ -585,10 +68,48 @@ def neuron_layer_shapes(graph: LayerGraph | Any) -> dict[str, tuple[int, ...]]:
     return {layer.name: layer.shape for layer in plan.neuron_layers}
 
 
+def input_encoder_name(input_name: str) -> str:
+    """Name of the host's on/off encoder layer of an on-chip first layer."""
+    return f"{input_name}_encoder"
+
+
 def _load_config(config):
     from .config import load_config  # lazy: keeps graph/convert importable on their own
 
     return load_config(config)
+
+
+def _padding(op: Conv) -> str | tuple[int, int]:
+    """Keras' own padding word when the explicit padding is one, else ``(top, left)``."""
+    (h, w, _), (oh, ow, _) = op.in_shape, op.out_shape
+    kh, kw = op.kernel.shape[:2]
+    sr, sc = op.strides
+    if op.pad == (0, 0) and (oh, ow) == ((h - kh) // sr + 1, (w - kw) // sc + 1):
+        return "valid"
+    same = (max((oh - 1) * sr + kh - h, 0) // 2, max((ow - 1) * sc + kw - w, 0) // 2)
+    if op.pad == same and (oh, ow) == (-(-h // sr), -(-w // sc)):
+        return "same"
+    return tuple(op.pad)
+
+
+def _connection(pre: str, post: NeuronLayer, cp: ConnectionPlan, synapse: float | None,
+                source_shape: tuple[int, ...]) -> Connection:
+    op = conv_or_matrix(cp.op, post.shape)
+    if isinstance(op, Conv):
+        return Connection(pre=pre, post=post.name, kind="conv",
+                          weights=op.kernel.astype(np.float32), pre_shape=op.in_shape,
+                          post_shape=op.out_shape, strides=tuple(op.strides),
+                          padding=_padding(op), synapse=synapse, groups=int(op.groups))
+    assert isinstance(op, Matrix)
+    if op.is_sparse:
+        weights = op.m.astype(np.float32).tocsr()
+        weights.eliminate_zeros()
+        kind = "sparse"
+    else:
+        weights, kind = np.asarray(op.m, np.float32), "dense"
+    return Connection(pre=pre, post=post.name, kind=kind, weights=weights,
+                      pre_shape=(int(np.prod(source_shape)),), post_shape=tuple(post.shape),
+                      synapse=synapse)
 
 
 def convert(model: Any, config: Any = None) -> SpikingNetwork:
@@ -617,10 +138,10 @@ def convert(model: Any, config: Any = None) -> SpikingNetwork:
     names = [p.name for p in plan.neuron_layers]
     _check_config_names(cfg, graph, plan)
     cfg.validate_for(_config_shapes(graph, plan), neuron_layers=names)
+    dt = float(cfg.dt)
 
     layers: dict[str, NeuronLayer] = {}
-    connections: list[Connection] = []
-    for index, p in enumerate(plan.neuron_layers):
+    for p in plan.neuron_layers:
         s = cfg.for_layer(p.name)
         neuron = s.neuron
         gain = float(s.scale_firing_rates)
@@ -628,43 +149,93 @@ def convert(model: Any, config: Any = None) -> SpikingNetwork:
             raise ConfigError([(f"layers.{p.name}.scale_firing_rates",
                                 f"must be a positive number, got {gain}")])
         capable = bool(getattr(neuron, "on_chip_capable", True))
-        on_chip = s.on_chip if s.on_chip is not None else (index > 0 and capable)
+        on_chip = s.on_chip if s.on_chip is not None else (not _fed_by_input(plan, p) and capable)
         if on_chip and not capable:
             raise ConversionError(
                 f"neuron layer {p.name!r} is set on chip but its neuron type "
                 f"{type(neuron).__name__} cannot run on Loihi; use LoihiSpikingRectifiedLinear "
                 f"or LoihiLIF, or set \"on_chip\": false", layer=p.name)
-        wt = p.weighted
         n = int(np.prod(p.shape))
-        bias = np.zeros(n)
-        if wt.bias is not None:
-            bias = np.broadcast_to(wt.bias, p.shape).reshape(-1) * gain
+        bias = np.zeros(n) if p.bias is None else np.asarray(p.bias, np.float64) * gain
         layers[p.name] = NeuronLayer(
             name=p.name, shape=p.shape, neuron=neuron, gain=gain, bias=np.array(bias, np.float64),
             amplitude=neuron.amplitude / gain, on_chip=bool(on_chip), synapse=s.synapse,
             block_shape=None if s.block_shape is None else tuple(s.block_shape),
-            keras_layers=p.keras_layers)
-        pre_layer = layers.get(p.pre)
+            keras_layers=p.keras_layers, max_value=p.max_value)
+        if p.max_value is not None and getattr(neuron, "family", "") == "relu":
+            exact = 1.0 / (p.max_value * dt)
+            if not math.isclose(gain, exact, rel_tol=1e-9):
+                warnings.warn(
+                    f"{p.name!r} clips at {p.max_value:g} in Keras; Loihi relus saturate at one "
+                    f"spike per step, i.e. at {1.0 / (gain * dt):g} with scale_firing_rates "
+                    f"{gain:g}: set it to {exact:g} for an exact clip (verify reports the cost)",
+                    UserWarning, stacklevel=2)
+
+    shapes = {plan.input_name: plan.input_shape, **{n: lay.shape for n, lay in layers.items()}}
+    encoder = _input_encoder(plan, layers)
+    connections: list[Connection] = []
+    if encoder is not None:
+        n_in = int(np.prod(plan.input_shape))
         connections.append(Connection(
-            pre=p.pre, post=p.name, kind=wt.kind, weights=wt.kernel.astype(np.float32),
-            pre_shape=tuple(wt.pre_shape), post_shape=tuple(wt.post_shape),
-            strides=tuple(wt.strides), padding=wt.padding,
-            synapse=None if pre_layer is None else pre_layer.synapse))
+            pre=plan.input_name, post=encoder.name, kind="dense",
+            weights=np.concatenate([np.eye(n_in), -np.eye(n_in)], axis=1).astype(np.float32),
+            pre_shape=(n_in,), post_shape=encoder.shape))
+    ordered: dict[str, NeuronLayer] = {} if encoder is None else {encoder.name: encoder}
+    for p in plan.neuron_layers:
+        post = layers[p.name]
+        ordered[p.name] = post
+        for cp in p.connections:
+            if cp.source == plan.input_name and post.on_chip:
+                # the host's on/off neurons carry the input: decode them (±1/rate per
+                # spike·dt) through this path's map
+                n_in = int(np.prod(plan.input_shape))
+                decode = np.concatenate([np.eye(n_in), -np.eye(n_in)], axis=0) / ENCODER_RATE
+                routed = ConnectionPlan(encoder.name, Matrix(decode).then(cp.op), cp.path)
+                conn = _connection(encoder.name, post, routed, encoder.synapse, encoder.shape)
+            else:
+                pre = layers.get(cp.source)
+                conn = _connection(cp.source, post, cp, None if pre is None else pre.synapse,
+                                   shapes[cp.source])
+            connections.append(conn)
     r = plan.readout
-    readout = Readout(name=r.name, pre=r.pre, weights=r.weights, bias=r.bias, shape=r.shape,
-                      activation=r.activation, keras_layers=r.keras_layers)
+    (pre0, w0), *more = r.terms
+    readout = Readout(name=r.name, pre=pre0, weights=w0, bias=r.bias, shape=r.shape,
+                      activation=r.activation, keras_layers=r.keras_layers,
+                      more_terms=tuple(more))
     notes = list(plan.notes)
     for p in plan.neuron_layers:
         folded = [k for k in p.keras_layers
-                  if graph[k].kind not in ("flatten", "reshape", "dropout")]
+                  if k in graph and graph[k].kind not in ("flatten", "reshape", "dropout")]
         if len(folded) > 1:
             notes.append(f"neuron layer {p.name!r} = {' → '.join(folded)}")
+        if len(p.connections) > 1:
+            notes.append(f"neuron layer {p.name!r} has {len(p.connections)} incoming connections "
+                         f"(from {', '.join(cp.source for cp in p.connections)})")
+    if encoder is not None:
+        notes.append(f"the input is encoded on the host by {encoder.n_neurons} on/off neurons "
+                     f"({encoder.name!r}, {ENCODER_RATE:g} Hz at ±1) feeding the on-chip first "
+                     f"layer through a {ENCODER_SYNAPSE:g} s synapse, as NengoLoihi does")
     return SpikingNetwork(
-        input_name=plan.input_name, input_shape=plan.input_shape, layers=layers,
-        connections=connections, readout=readout, dt=float(cfg.dt),
+        input_name=plan.input_name, input_shape=plan.input_shape, layers=ordered,
+        connections=connections, readout=readout, dt=dt,
         presentation_steps=int(cfg.presentation_steps), notes=notes,
         layer_roles=dict(plan.roles), max_pool_substituted=list(plan.max_pool_substituted),
         model_sha256=graph.sha256)
+
+
+def _input_encoder(plan: ConversionPlan, layers: dict[str, NeuronLayer]) -> NeuronLayer | None:
+    """The host's on/off encoder layer, when an on-chip layer reads the input directly."""
+    if not any(layers[p.name].on_chip and any(c.source == plan.input_name for c in p.connections)
+               for p in plan.neuron_layers):
+        return None
+    from .neurons import SpikingRectifiedLinear
+
+    n = 2 * int(np.prod(plan.input_shape))
+    name = input_encoder_name(plan.input_name)
+    gain = ENCODER_RATE / 2
+    return NeuronLayer(name=name, shape=(n,), neuron=SpikingRectifiedLinear(), gain=gain,
+                       bias=np.full(n, gain), amplitude=1.0, on_chip=False,
+                       synapse=ENCODER_SYNAPSE, role="input_encoder")
 
 
 def _config_shapes(graph: LayerGraph, plan: ConversionPlan) -> dict[str, tuple]:
@@ -679,13 +250,13 @@ def _check_config_names(cfg, graph: LayerGraph, plan: ConversionPlan) -> None:
     layer's name (``conv1`` of ``conv1 → relu1``) and synapses on layers without neurons."""
     owner = {}
     for p in plan.neuron_layers:
-        for k in (p.weighted.node.name, p.weighted.batch_norm):
-            if k is not None and k != p.name:
-                owner[k] = p.name
+        for k in p.keras_layers:
+            if k != p.name and k in graph and graph[k].kind not in ("flatten", "reshape", "dropout"):
+                owner.setdefault(k, p.name)
     neuron_names = {p.name for p in plan.neuron_layers}
     problems = []
     for name, overrides in (getattr(cfg, "layers", {}) or {}).items():
-        if name in owner:
+        if name in owner and name not in neuron_names:
             problems.append((f"layers.{name}",
                              f"{name!r} is folded into neuron layer {owner[name]!r}; put its "
                              f"settings under {owner[name]!r}"))

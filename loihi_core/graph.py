@@ -61,6 +61,29 @@ KIND_BY_CLASS = {
     "MaxPooling2D": "max_pool",
     "GlobalAveragePooling2D": "global_avg_pool",
     "GlobalMaxPooling2D": "global_max_pool",
+    # graphs, 1-D and depthwise layers (loihi_core.converter.layers)
+    "Conv1D": "conv1d",
+    "DepthwiseConv1D": "depthwise_conv",
+    "DepthwiseConv2D": "depthwise_conv",
+    "SeparableConv1D": "separable_conv",
+    "SeparableConv2D": "separable_conv",
+    "AveragePooling1D": "avg_pool",
+    "MaxPooling1D": "max_pool",
+    "GlobalAveragePooling1D": "global_avg_pool",
+    "GlobalMaxPooling1D": "global_max_pool",
+    "ZeroPadding1D": "padding",
+    "ZeroPadding2D": "padding",
+    "Cropping1D": "cropping",
+    "Cropping2D": "cropping",
+    "UpSampling1D": "upsampling",
+    "UpSampling2D": "upsampling",
+    "Permute": "permute",
+    "ActivityRegularization": "dropout",
+    "LeakyReLU": "activation",
+    "Add": "merge",
+    "Subtract": "merge",
+    "Average": "merge",
+    "Concatenate": "merge",
 }
 
 #: The activation names the converter understands; anything else is unsupported.
@@ -376,7 +399,10 @@ def _layer_node(layer, node, keras) -> LayerNode:
     elif cls == "Softmax":
         axis = config.get("axis", -1)
         activation = "softmax" if axis in (-1, [-1]) else f"softmax(axis={axis})"
-    elif hasattr(layer, "activation") and cls not in ("LeakyReLU", "PReLU", "ELU"):
+    elif cls == "LeakyReLU":
+        slope = config.get("negative_slope", config.get("alpha", 0.3))
+        activation = f"LeakyReLU(negative_slope={float(slope)!r})"
+    elif hasattr(layer, "activation") and cls not in ("PReLU", "ELU"):
         activation = activation_name(layer.activation)
     elif kind == "unsupported":
         activation = _snake(cls)  # e.g. "leaky_re_lu", "p_re_lu": named in errors

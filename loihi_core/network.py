@@ -20,13 +20,13 @@ Everything here is plain data (NumPy arrays, tuples, floats): no Keras, no nengo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from .neurons import NeuronType
 
-ConnectionKind = Literal["dense", "conv"]
+ConnectionKind = Literal["dense", "conv", "sparse"]
 
 
 @dataclass
@@ -58,6 +58,13 @@ class NeuronLayer:
         The Keras layers folded into this neuron layer, in order (pooling before it, the
         weighted layer, a folded BatchNormalization, the activation layer); ``name`` is the
         last one, whose Keras output equals this layer's rate-mode output.
+    max_value
+        The clip of a Keras ``ReLU(max_value=m)`` (``None``: none). The ideal rate model
+        clips there; Loihi relus saturate at one spike per step instead.
+    role
+        ``"layer"`` for a Keras layer; ``"input_encoder"`` for the host's on/off neurons
+        that turn the input into spikes for an on-chip first layer (NengoLoihi's
+        ``OnOffDecodeNeurons``): it has no tuned settings of its own.
     """
 
     name: str
@@ -71,9 +78,17 @@ class NeuronLayer:
     block_shape: tuple[int, ...] | None = None
     keras_layers: tuple[str, ...] = ()
 
+    role: str = "layer"
+    max_value: float | None = None
+
     @property
     def n_neurons(self) -> int:
         return int(np.prod(self.shape))
+
+    @property
+    def is_input_encoder(self) -> bool:
+        """The host's on/off neurons that feed an on-chip first layer (not a Keras layer)."""
+        return self.role == "input_encoder"
 
     @property
     def scale_firing_rates(self) -> float:
@@ -85,6 +100,9 @@ class Connection:
     """Weights from one population (or the input node) into a neuron layer.
 
     The input to neuron ``j`` of ``post`` is ``gain_post * (W applied to pre's output)_j + bias_j``.
+    A neuron layer may receive several connections, even several from the same ``pre``
+    (a residual block: one per path through the Keras graph, NengoDL/NengoLoihi's
+    semantics); their inputs add up.
 
     Attributes
     ----------
@@ -95,16 +113,24 @@ class Connection:
     kind
         ``"dense"``: ``weights`` has shape ``(n_pre, n_post)`` (Keras ``Dense`` orientation,
         rows in the pre layer's flattening order).
-        ``"conv"``: ``weights`` is a Keras kernel ``(kh, kw, c_in, c_out)`` (cross-correlation),
-        applied with ``strides`` and ``padding`` to a ``pre_shape = (H, W, c_in)`` input.
+        ``"conv"``: ``weights`` is a Keras kernel ``(kh, kw, c_in // groups, c_out)``
+        (cross-correlation), applied with ``strides``, ``padding`` and ``groups`` to a
+        ``pre_shape = (H, W, c_in)`` input. 1-D layers are convolved as ``(1, L, C)``.
+        ``"sparse"``: ``weights`` is a ``scipy.sparse`` CSR matrix ``(n_pre, n_post)``: any
+        other exact linear map (an upsampling, a permutation, a composition of linear
+        layers that is no convolution), stored by its non-zeros.
     weights
-        float32 array; pooling and folded BatchNormalization are already included.
+        float32 array (or CSR matrix); pooling and folded BatchNormalization are included.
     strides, padding
-        Conv only: ``(sr, sc)`` and ``"valid"`` or ``"same"``.
+        Conv only: ``(sr, sc)``, and ``"valid"``, ``"same"`` or explicit ``(top, left)``
+        zero padding (negative: cropping), the bottom/right side following from the shapes.
+    groups
+        Conv only: Keras ``groups`` (``c_in`` for a depthwise convolution). Output channel
+        ``f`` reads input channels ``g·c_in/groups ..`` of its group ``g = f // (c_out/groups)``.
     pre_shape, post_shape
-        Shapes of the pre output and post layer (without batch axis). ``pre_shape`` may be a
-        view of the pre layer's shape (a Keras Reshape/Flatten between them): the C-order
-        flattening, hence neuron numbering, is the same.
+        Shapes of the pre output and post layer (without batch axis). Either may be a view
+        of the layer's own shape (a Keras Reshape/Flatten, or ``(1, L, C)`` for a 1-D
+        layer ``(L, C)``): the C-order flattening, hence neuron numbering, is the same.
     synapse
         Lowpass tau (s) on this connection, ``None`` = no filter. It is the pre layer's
         ``synapse`` (NengoDL puts the synapse on connections out of spiking layers).
@@ -113,21 +139,32 @@ class Connection:
     pre: str
     post: str
     kind: ConnectionKind
-    weights: np.ndarray
+    weights: Any
     pre_shape: tuple[int, ...]
     post_shape: tuple[int, ...]
     strides: tuple[int, int] = (1, 1)
-    padding: str = "valid"
+    padding: str | tuple[int, int] = "valid"
     synapse: float | None = None
+    groups: int = 1
 
     def padding_amounts(self) -> tuple[int, int]:
-        """Top/left zero padding of a conv, as Keras/TensorFlow pick it for ``"same"``."""
+        """Top/left zero padding of a conv (as Keras/TensorFlow pick it for ``"same"``)."""
         if self.kind != "conv" or self.padding == "valid":
             return (0, 0)
+        if not isinstance(self.padding, str):
+            return (int(self.padding[0]), int(self.padding[1]))
         kh, kw = self.weights.shape[:2]
         (h, w), (oh, ow) = self.pre_shape[:2], self.post_shape[:2]
         sr, sc = self.strides
         return (max((oh - 1) * sr + kh - h, 0) // 2, max((ow - 1) * sc + kw - w, 0) // 2)
+
+    @property
+    def n_pre(self) -> int:
+        return int(np.prod(self.pre_shape))
+
+    @property
+    def n_post(self) -> int:
+        return int(np.prod(self.post_shape))
 
 
 @dataclass
@@ -153,6 +190,10 @@ class Readout:
     keras_layers
         The Keras layers this readout computes (Dense, folded pooling/BatchNormalization,
         views, softmax).
+    more_terms
+        Further ``(pre, weights)`` terms added to the output, for a readout that reads
+        several neuron layers (a merge after the last neurons, ``Dense(Concatenate(a, b))``).
+        Each term is filtered with its own pre layer's synapse. :attr:`terms` lists all.
     """
 
     name: str
@@ -162,6 +203,17 @@ class Readout:
     shape: tuple[int, ...]
     activation: str | None = None
     keras_layers: tuple[str, ...] = ()
+    more_terms: tuple[tuple[str, np.ndarray | None], ...] = ()
+
+    @property
+    def terms(self) -> list[tuple[str, np.ndarray | None]]:
+        """Every ``(pre layer, weights or None)`` term of the output, first one first."""
+        return [(self.pre, self.weights), *self.more_terms]
+
+    @property
+    def pres(self) -> list[str]:
+        """The neuron layers the readout reads (each once, in term order)."""
+        return list(dict.fromkeys(pre for pre, _ in self.terms))
 
 
 @dataclass
@@ -219,3 +271,19 @@ class SpikingNetwork:
     @property
     def off_chip_layers(self) -> list[NeuronLayer]:
         return [layer for layer in self.layers.values() if not layer.on_chip]
+
+
+def full_kernel(kernel: np.ndarray, groups: int) -> np.ndarray:
+    """A grouped conv kernel ``(kh, kw, C/groups, F)`` as the plain ``(kh, kw, C, F)`` one.
+
+    Output channel ``f`` of group ``g`` (``g = f // (F/groups)``) reads input channels
+    ``g·C/groups ..``; every other entry is zero. ``groups == 1`` returns ``kernel`` itself.
+    """
+    if groups == 1:
+        return kernel
+    kh, kw, cg, f = kernel.shape
+    fg = f // groups
+    full = np.zeros((kh, kw, cg * groups, f), kernel.dtype)
+    for g in range(groups):
+        full[:, :, g * cg:(g + 1) * cg, g * fg:(g + 1) * fg] = kernel[:, :, :, g * fg:(g + 1) * fg]
+    return full

@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from .network import Connection, NeuronLayer, Readout, SpikingNetwork
+from .network import Connection, NeuronLayer, Readout, SpikingNetwork, full_kernel
 from .neurons import NeuronType
 
 #: Largest im2col patch array built at once (float64 entries); bigger batches are chunked.
@@ -63,11 +63,20 @@ def connection_operator(conn: Connection) -> Callable[[np.ndarray], np.ndarray]:
 
     Computed in float64 from the float32 weights.
     """
+    if conn.kind == "sparse":
+        matrix_t = conn.weights.T.tocsr().astype(np.float64)
+        return lambda x: np.asarray((matrix_t @ np.asarray(x, np.float64).T).T)
     weights = conn.weights.astype(np.float64)
     if conn.kind == "dense":
         return lambda x: x @ weights
     if conn.kind != "conv":
         raise ValueError(f"connection {conn.pre!r} → {conn.post!r}: unknown kind {conn.kind!r}")
+    return conv_operator(conn)
+
+
+def conv_operator(conn: Connection) -> Callable[[np.ndarray], np.ndarray]:
+    """The weighted input of a conv connection as a function of ``(n, n_pre)`` (float64)."""
+    weights = full_kernel(np.asarray(conn.weights, np.float64), conn.groups)
     idx = conv_gather_indices(conn)
     kernel = weights.reshape(-1, weights.shape[-1])  # (kh·kw·C, F) in (a, b, c) order
     chunk = max(1, _PATCH_BUDGET // max(idx.size, 1))
@@ -105,11 +114,18 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def apply_readout(readout: Readout, pre_activity: np.ndarray) -> np.ndarray:
-    """The host-side output ``(n, n_out)`` from the pre layer's (filtered) activity."""
-    out = pre_activity
-    if readout.weights is not None:
-        out = out @ readout.weights.astype(np.float64)
+def apply_readout(readout: Readout, pre_activity) -> np.ndarray:
+    """The host-side output ``(n, n_out)`` from the pre layers' (filtered) activities.
+
+    ``pre_activity`` is the activity of ``readout.pre``, or a dict of activities by layer
+    name for a readout of several terms.
+    """
+    if not isinstance(pre_activity, dict):
+        pre_activity = {readout.pre: pre_activity}
+    out = 0.0
+    for pre, weights in readout.terms:
+        act = pre_activity[pre]
+        out = out + (act if weights is None else act @ np.asarray(weights, np.float64))
     if readout.bias is not None:
         out = out + readout.bias.astype(np.float64)
     if readout.activation == "softmax":
@@ -147,7 +163,11 @@ def layer_rates(layer: NeuronLayer, weighted_input: np.ndarray, dt: float,
     """
     neuron = layer.neuron if neuron is None else neuron
     rates = np.asarray(neuron.rates(weighted_input, layer.gain, layer.bias, dt), dtype=np.float64)
-    return rates * (layer.amplitude / neuron.amplitude)
+    out = rates * (layer.amplitude / neuron.amplitude)
+    if layer.max_value is not None and not getattr(neuron, "on_chip_capable", False):
+        # the ideal model of a Keras ReLU(max_value); Loihi relus saturate on their own
+        out = np.minimum(out, layer.max_value)
+    return out
 
 
 def layer_currents(network: SpikingNetwork, images: np.ndarray, *, ideal: bool = True,
@@ -206,7 +226,7 @@ def run_rates(network: SpikingNetwork, images: np.ndarray, return_layers: bool =
         u = sum(ops[id(c)](acts[c.pre]) for c in conns)
         neuron = ideal_neuron(layer.neuron) if ideal else None
         acts[name] = layer_rates(layer, u, network.dt, neuron)
-    out = apply_readout(network.readout, acts[network.readout.pre])
+    out = apply_readout(network.readout, {p: acts[p] for p in network.readout.pres})
     out = out.reshape(x.shape[0], *network.readout.shape)
     if not return_layers:
         return out
@@ -321,9 +341,8 @@ class _FloatSimulator:
         taus = {(c.pre, c.synapse) for c in network.connections
                 if c.pre != network.input_name and c.synapse is not None}
         ro = network.readout
-        self.ro_tau = network.layers[ro.pre].synapse if ro.pre in network.layers else None
-        if self.ro_tau is not None:
-            taus.add((ro.pre, self.ro_tau))
+        self.ro_tau = {pre: network.layers[pre].synapse for pre in ro.pres}
+        taus.update((pre, tau) for pre, tau in self.ro_tau.items() if tau is not None)
         self.filt = {key: np.zeros((batch, network.layers[key[0]].n_neurons)) for key in taus}
         self.decay = {key: float(np.exp(-dt / key[1])) for key in taus}
 
@@ -357,7 +376,8 @@ class _FloatSimulator:
                 if rec is not None:
                     rec[name][:, t] = spikes
                 outs[name] = spikes * self.scale[name]
-            pre_act = self.filt[(ro.pre, self.ro_tau)] if self.ro_tau is not None else outs[ro.pre]
+            pre_act = {pre: self.filt[(pre, tau)] if tau is not None else outs[pre]
+                       for pre, tau in self.ro_tau.items()}
             output[:, t] = apply_readout(ro, pre_act).reshape(n, n_out)
             for key, a in self.decay.items():
                 self.filt[key] = a * self.filt[key] + (1 - a) * outs[key[0]]

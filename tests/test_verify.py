@@ -134,11 +134,11 @@ def test_inspect_json_with_config(tmp_path, capsys):
 def test_inspect_unsupported_model_exits_2_with_the_reason(tmp_path, capsys):
     x = keras.Input((6,), name="img")
     h = L.Dense(6, activation="relu", name="d1")(x)
-    out = L.Dense(2, name="out")(L.Add(name="skip")([h, L.Dense(6, name="d2")(h)]))
+    out = L.Dense(2, name="out")(L.Multiply(name="skip")([h, L.Dense(6, name="d2")(h)]))
     keras.Model(x, out).save(tmp_path / "skip.keras")
     assert main(["inspect", str(tmp_path / "skip.keras")]) == 2
     captured = capsys.readouterr()
-    assert "Add 'skip' (a merge of branches" in captured.err
+    assert "Multiply 'skip' is a nonlinear merge" in captured.err
     assert "skip" in captured.out and "NO" in captured.out
 
 
