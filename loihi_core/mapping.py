@@ -37,7 +37,7 @@ from . import discretize as dz
 from .chip import (CORES_PER_CHIP, MAX_CHIPS, MAX_SYNAPSE_BITS, RESOURCE_LIMITS, RESOURCES, Block, BlockSynapse,
                    ChipModel, Compartments)
 from .errors import ConfigError, ConversionError, DiscretizationError, MappingError
-from .network import Connection, NeuronLayer, SpikingNetwork
+from .network import Connection, NeuronLayer, SpikingNetwork, full_kernel
 from .neurons import LIFRate, RectifiedLinear
 
 #: Hardware base field of population synapses: compartment bases must be below this.
@@ -220,8 +220,16 @@ def loihi_weights(conn: Connection, pre: NeuronLayer, post: NeuronLayer, dt: flo
     A spike of ``pre`` is worth ``amplitude_pre / dt`` and the post neurons multiply their
     input by ``gain_post``: ``W / dt * amplitude_pre * gain_post``.
     """
+    if conn.kind == "sparse":
+        m = conn.weights.tocsr().astype(np.float64)
+        m.data = ((m.data * (1.0 / dt)) * pre.amplitude * post.gain).astype(np.float32)
+        return m.astype(np.float32)
     w = np.asarray(conn.weights, np.float64)
-    w = w / dt if conn.kind == "conv" else w * (1.0 / dt)
+    if conn.kind == "conv":
+        # grouped kernels run as plain ones (zeros between the groups; exact)
+        w = full_kernel(w, conn.groups) / dt
+    else:
+        w = w * (1.0 / dt)
     return ((w * pre.amplitude) * post.gain).astype(np.float32)
 
 
@@ -296,6 +304,35 @@ def dense_block_synapse(pre: str, weights: np.ndarray, ids: np.ndarray, whole: b
                            else weights.shape[1] - 1)
 
 
+def sparse_block_synapse(pre: str, weights, ids: np.ndarray) -> BlockSynapse:
+    """Discrete synapse of a sparse connection: one axon per presynaptic neuron that
+    reaches the block, whose weight row lists only its non-zeros (with their indices)."""
+    sub = weights[:, ids].tocsr()
+    sub.sort_indices()
+    n_pre = sub.shape[0]
+    counts = np.diff(sub.indptr)
+    reaching = np.nonzero(counts > 0)[0]
+    pre_axon = np.full(n_pre, -1, np.int32)
+    pre_axon[reaching] = np.arange(reaching.size, dtype=np.int32)
+    sets, indices, by_bytes = [], [], {}
+    ws_map = np.empty(reaching.size, np.int32)
+    for a, row in enumerate(reaching):
+        lo, hi = sub.indptr[row], sub.indptr[row + 1]
+        w = np.asarray(sub.data[lo:hi], np.float32)[None, :]
+        idx = np.asarray(sub.indices[lo:hi], np.int32)[None, :]
+        key = (w.tobytes(), idx.tobytes())
+        if key not in by_bytes:
+            by_bytes[key] = len(sets)
+            sets.append(w)
+            indices.append(idx)
+        ws_map[a] = by_bytes[key]
+    syn = BlockSynapse(pre=pre, kind="sparse", pre_axon=pre_axon,
+                       pre_atom=np.zeros(n_pre, np.int32),
+                       axon_base=np.zeros(reaching.size, np.int32), axon_weight_set=ws_map,
+                       weights_float=sets, indices=indices, pop_type=0)
+    return _finish_synapse(syn, compressed=False, max_index=max(len(ids) - 1, 0))
+
+
 def conv_weight_sets(kernel: np.ndarray, geom: ConvGeometry, tile: Tile, keys: np.ndarray
                      ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Weights ``(C, nr*nc*F_tile)`` and indices of the weight set of every row of ``keys``.
@@ -368,53 +405,70 @@ def conv_block_synapse(pre: str, kernel: np.ndarray, geom: ConvGeometry, tile: T
 # ---------------------------------------------------------------------------------------
 
 def chip_layers(network: SpikingNetwork) -> tuple[list[NeuronLayer], list[NeuronLayer]]:
-    """``(host_layers, chip_layers)``: the off-chip prefix and the on-chip rest.
+    """``(host_layers, chip_layers)``, each in the network's topological order.
 
-    Raises :class:`ConversionError` for placements the chip cannot run: an on-chip first
-    layer (the input must become spikes on the host), an off-chip layer after an on-chip
-    one, a layer with two inputs, or no layer on chip.
+    Host (off-chip) layers turn the input into spikes: they may read only the input and
+    other host layers. Raises :class:`ConversionError` for placements the chip cannot run:
+    a host layer fed by an on-chip one, a layer whose neurons cannot run on Loihi, or no
+    layer on chip.
     """
     layers = list(network.layers.values())
-    host = []
-    for layer in layers:
-        if layer.on_chip:
-            break
-        host.append(layer)
-    chip = layers[len(host):]
+    host = [layer for layer in layers if not layer.on_chip]
+    chip = [layer for layer in layers if layer.on_chip]
     if not chip:
+        if len(host) == 1 and not any(c.pre != network.input_name
+                                       for c in network.connections_into(host[0].name)):
+            raise ConversionError(
+                f"no neuron layer is on chip: the network's only neuron layer {host[0].name!r} "
+                f"turns the input into spikes on the host; put it on the chip with "
+                f"layers.{host[0].name}.on_chip = true (the host then encodes the input as "
+                f"NengoLoihi does)", layer=host[0].name)
         raise ConversionError(
             "no neuron layer is on chip; set \"on_chip\": true on the layers after the first")
-    if not host:
-        first = layers[0]
-        raise ConversionError(
-            f"the first neuron layer {first.name!r} is on chip, but the input must be turned "
-            f"into spikes on the host: set layers.{first.name}.on_chip to false",
-            layer=first.name)
+    on_chip = {layer.name for layer in chip}
+    for layer in host:
+        for conn in network.connections_into(layer.name):
+            if conn.pre in on_chip:
+                raise ConversionError(
+                    f"layer {layer.name!r} is off chip but reads the on-chip layer {conn.pre!r}; "
+                    f"only the layers that turn the input into spikes can run on the host: set "
+                    f"layers.{layer.name}.on_chip to true", layer=layer.name)
     for layer in chip:
-        if not layer.on_chip:
-            raise ConversionError(
-                f"layer {layer.name!r} is off chip but comes after on-chip layers; only the "
-                f"leading layers can run on the host: set layers.{layer.name}.on_chip to true",
-                layer=layer.name)
         if not layer.neuron.on_chip_capable:
             raise ConversionError(
                 f"layer {layer.name!r} uses {layer.neuron.name} neurons, which cannot run on "
                 f"Loihi; use LoihiSpikingRectifiedLinear or LoihiLIF", layer=layer.name)
-        conns = network.connections_into(layer.name)
-        if len(conns) != 1:
-            raise ConversionError(f"layer {layer.name!r} has {len(conns)} incoming connections; "
-                                  f"the mapper handles exactly one", layer=layer.name)
+        if not network.connections_into(layer.name):
+            raise ConversionError(f"layer {layer.name!r} has no incoming connection",
+                                  layer=layer.name)
     return host, chip
+
+
+def compartment_synapse(network: SpikingNetwork, layer: NeuronLayer) -> float | None:
+    """The synapse tau of a layer's compartments: Loihi filters the input current of a
+    compartment, not of a connection, so connections with different taus into one layer
+    share the largest (NengoLoihi does the same; ``verify`` shows the difference)."""
+    taus = {c.synapse for c in network.connections_into(layer.name)}
+    real = [t for t in taus if t is not None]
+    return max(real) if real else None
+
+
+def lift_tile(tile: Tile) -> Tile:
+    """A tile of a 1-D ``(n,)`` or 2-D ``(L, C)`` layer as a tile of its ``(1, [1,] …)``
+    image view, for conv synapses."""
+    pad = 3 - len(tile.origin)
+    return Tile((0,) * pad + tuple(tile.origin), (1,) * pad + tuple(tile.extent))
 
 
 @dataclass
 class _LayerMapping:
     layer: NeuronLayer
-    conn: Connection
+    conns: list[Connection]
     block_shape: tuple[int, ...]
     tiles: list[Tile]
-    kernel: np.ndarray
-    geom: ConvGeometry | None
+    kernels: list[Any]
+    geoms: list[ConvGeometry | None]
+    synapse: float | None
     cache_key: tuple
 
 
@@ -466,13 +520,13 @@ def map_to_chip(network: SpikingNetwork, block_shapes: Mapping[str, Any] | None 
     dt = float(network.dt)
     plans = []
     for layer in chip:
-        conn = network.connections_into(layer.name)[0]
-        pre = network.layers[conn.pre]
-        kernel = loihi_weights(conn, pre, layer, dt)
-        geom = ConvGeometry(conn) if conn.kind == "conv" else None
+        conns = network.connections_into(layer.name)
+        kernels = [loihi_weights(c, network.layers[c.pre], layer, dt) for c in conns]
+        geoms = [ConvGeometry(c) if c.kind == "conv" else None for c in conns]
         bs = shapes[layer.name]
-        plans.append(_LayerMapping(layer, conn, bs, tile_layer(layer.shape, bs), kernel, geom,
-                                   _LayerCache.key(layer, conn, kernel, bs, dt)))
+        tau = compartment_synapse(network, layer)
+        plans.append(_LayerMapping(layer, conns, bs, tile_layer(layer.shape, bs), kernels, geoms,
+                                   tau, _LayerCache.key(layer, conns, kernels, bs, dt, tau)))
 
     blocks: list[Block] = []
     for plan in plans:
@@ -512,17 +566,23 @@ class _LayerCache:
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(layer: NeuronLayer, conn: Connection, kernel: np.ndarray, block_shape: tuple,
-            dt: float) -> tuple:
+    def key(layer: NeuronLayer, conns: list[Connection], kernels: list, block_shape: tuple,
+            dt: float, synapse: float | None) -> tuple:
         """Everything a layer's blocks depend on (the arrays by a hash of their bytes)."""
         digest = hashlib.blake2b(digest_size=16)
-        digest.update(np.ascontiguousarray(kernel).tobytes())
+        geometry = []
+        for conn, kernel in zip(conns, kernels):
+            if hasattr(kernel, "indptr"):  # sparse
+                for part in (kernel.indptr, kernel.indices, kernel.data):
+                    digest.update(np.ascontiguousarray(part).tobytes())
+            else:
+                digest.update(np.ascontiguousarray(kernel).tobytes())
+            geometry.append((conn.pre, conn.kind, tuple(conn.pre_shape), tuple(conn.post_shape),
+                             tuple(getattr(conn, "strides", ()) or ()), conn.padding_amounts(),
+                             conn.groups, tuple(kernel.shape)))
         digest.update(np.ascontiguousarray(layer.bias, np.float64).tobytes())
-        geometry = (conn.kind, tuple(conn.pre_shape), tuple(conn.post_shape),
-                    tuple(getattr(conn, "strides", ()) or ()), conn.padding_amounts())
-        return (layer.name, conn.pre, tuple(layer.shape), block_shape, geometry,
-                repr(layer.neuron.to_config()), conn.synapse, float(dt), kernel.shape,
-                digest.hexdigest())
+        return (layer.name, tuple(layer.shape), block_shape, tuple(geometry),
+                repr(layer.neuron.to_config()), synapse, float(dt), digest.hexdigest())
 
     def get(self, key: tuple) -> list[tuple] | None:
         with self._lock:
@@ -533,7 +593,7 @@ class _LayerCache:
             return entry[0]
 
     def put(self, key: tuple, blocks: list[Block]) -> None:
-        parts = [(b.synapses[0], b.float_compartments, b.compartments) for b in blocks]
+        parts = [(b.synapses, b.float_compartments, b.compartments) for b in blocks]
         size = sum(int(w.size) for b in blocks for s in b.synapses for w in s.weights)
         if size > self._max // 4:
             return
@@ -564,25 +624,35 @@ def clear_layer_cache() -> None:
 
 def _layer_blocks(plan: _LayerMapping, dt: float) -> list[Block]:
     """The blocks of one layer: from the cache when an identical layer was mapped before
-    (already discretized), else built (and discretized by the caller)."""
+    (already discretized), else built (and discretized by the caller). A block has one
+    synapse per incoming connection."""
     cached = _LAYER_CACHE.get(plan.cache_key)
     whole = len(plan.tiles) == 1
     out = []
     for k, tile in enumerate(plan.tiles):
         ids = tile_neuron_ids(plan.layer.shape, tile)
         if cached is not None:
-            syn, float_comp, comp = cached[k]
+            synapses, float_comp, comp = cached[k]
+            synapses = list(synapses)
         else:
-            if plan.geom is not None:
-                syn = conv_block_synapse(plan.conn.pre, plan.kernel, plan.geom, tile, whole)
-            else:
-                syn = dense_block_synapse(plan.conn.pre, plan.kernel, ids, whole)
-            float_comp = float_compartments(plan.layer, plan.conn.synapse, dt, ids)
+            synapses = [block_synapse(conn, kernel, geom, tile, ids, whole)
+                        for conn, kernel, geom in zip(plan.conns, plan.kernels, plan.geoms)]
+            float_comp = float_compartments(plan.layer, plan.synapse, dt, ids)
             comp = None
         out.append(Block(layer=plan.layer.name, index=k, origin=tile.origin, extent=tile.extent,
-                         neuron_ids=ids, synapses=[syn], compartments=comp,
+                         neuron_ids=ids, synapses=synapses, compartments=comp,
                          float_compartments=float_comp))
     return out
+
+
+def block_synapse(conn: Connection, kernel, geom: ConvGeometry | None, tile: Tile,
+                  ids: np.ndarray, whole: bool) -> BlockSynapse:
+    """The synapse of one block for one incoming connection (by the connection's kind)."""
+    if geom is not None:
+        return conv_block_synapse(conn.pre, kernel, geom, lift_tile(tile), whole)
+    if conn.kind == "sparse":
+        return sparse_block_synapse(conn.pre, kernel, ids)
+    return dense_block_synapse(conn.pre, kernel, ids, whole)
 
 
 def _count_out_axons(blocks: list[Block]) -> None:
@@ -689,24 +759,32 @@ def _candidate_sizes(n: int) -> list[int]:
     return sorted({-(-n // k) for k in range(1, n + 1)}, reverse=True)
 
 
-class _LayerCounter:
-    """Exact-or-conservative resource counts of a layer's blocks for a candidate tiling.
+class _ConnCounter:
+    """Exact-or-conservative input resources of one incoming connection for a tile.
 
-    In-axons and compartments are exact; synapse bits count weight sets by tap pattern,
-    an upper bound of the exact count (content-identical sets are merged on the chip).
+    In-axons are exact; synapse bits of a conv count weight sets by tap pattern, an upper
+    bound of the exact count (content-identical sets are merged on the chip).
     """
 
-    def __init__(self, network: SpikingNetwork, layer: NeuronLayer):
+    def __init__(self, conn: Connection, layer: NeuronLayer):
         self.layer = layer
-        self.conn = network.connections_into(layer.name)[0]
-        self.geom = ConvGeometry(self.conn) if self.conn.kind == "conv" else None
-        self.n_pre = int(np.prod(self.conn.pre_shape))
+        self.conn = conn
+        self.geom = ConvGeometry(conn) if conn.kind == "conv" else None
+        self.n_pre = int(np.prod(conn.pre_shape))
+        self.sparse = conn.weights.tocsr() if conn.kind == "sparse" else None
 
     def in_usage(self, tile: Tile, whole: bool) -> tuple[int, int]:
         """``(in_axons, synapse_bits)`` of one block."""
+        if self.sparse is not None:
+            sub = self.sparse[:, tile_neuron_ids(self.layer.shape, tile)]
+            counts = np.diff(sub.tocsr().indptr)
+            counts = counts[counts > 0]
+            bpw = dz.WEIGHT_BITS + dz.real_idx_bits(dz.idx_bits_field(max(tile.size - 1, 0)))
+            return int(counts.size), int(dz.weight_set_bits(counts, bpw).sum())
         if self.geom is None:
             return self.n_pre, self.n_pre * dz.weight_set_bits(tile.size, dz.WEIGHT_BITS)
         g = self.geom
+        tile = lift_tile(tile)
         axons = conv_block_axons(g, tile, whole)
         keys, _ = unique_keys(axons.keys, axons.used)
         ext_c, ext_f = tile.extent[1], tile.extent[2]
@@ -720,6 +798,23 @@ class _LayerCounter:
         if field < 0:
             bits = RESOURCE_LIMITS["synapse_bits"] + 1  # indices beyond 12 bits: never fits
         return axons.n_axons, bits
+
+
+class _LayerCounter:
+    """Input resources of a layer's blocks: the sum over its incoming connections."""
+
+    def __init__(self, network: SpikingNetwork, layer: NeuronLayer):
+        self.layer = layer
+        self.parts = [_ConnCounter(c, layer) for c in network.connections_into(layer.name)]
+        self.geom = self.parts[0].geom if len(self.parts) == 1 else None
+        self.spatial = all(p.geom is not None for p in self.parts)
+
+    def in_usage(self, tile: Tile, whole: bool) -> tuple[int, int]:
+        axons = bits = 0
+        for part in self.parts:
+            a, b = part.in_usage(tile, whole)
+            axons, bits = axons + a, bits + b
+        return axons, bits
 
 
 class _OutAxonCounter:
@@ -740,7 +835,7 @@ class _OutAxonCounter:
         self.whole = len(next_tiles) == 1
         boxes: dict[tuple, int] = {}
         for nt in next_tiles:
-            box = _tile_ranges(nt, 2)
+            box = _tile_ranges(lift_tile(nt), 2)
             boxes[box] = boxes.get(box, 0) + 1
         arr = np.array([[y0, y1, x0, x1] for (y0, y1), (x0, x1) in boxes], np.int64)
         self.y0, self.y1, self.x0, self.x1 = arr.T
@@ -775,27 +870,32 @@ class _OutAxonCounter:
         return self.cache[key]
 
 
-def _evaluate(counter: _LayerCounter, shape: tuple, block_shape: tuple, next_counter,
-              next_tiles) -> tuple[bool, float]:
-    """Whether every block of the tiling fits, and its peak utilization fraction."""
+def _evaluate(counter: _LayerCounter, shape: tuple, block_shape: tuple,
+              consumers: list[tuple]) -> tuple[bool, float]:
+    """Whether every block of the tiling fits, and its peak utilization fraction.
+
+    ``consumers`` lists ``(connection counter, tiles)`` of every on-chip connection out of
+    the layer (their output axons add up)."""
     if int(np.prod(block_shape)) > RESOURCE_LIMITS["compartments"]:
         return False, math.inf
     tiles = tile_layer(shape, block_shape)
     whole = len(tiles) == 1
-    out_axons = _OutAxonCounter(next_counter, next_tiles, shape)
-    n_next = 0 if next_tiles is None else len(next_tiles)
+    counters = [(_OutAxonCounter(nc, nt, shape), len(nt)) for nc, nt in consumers]
     peak = 0.0
     cache: dict[tuple, tuple[int, int]] = {}
+    dense_only = all(p.geom is None and p.sparse is None for p in counter.parts)
     for tile in tiles:
-        if counter.geom is None:
+        if dense_only:
             key = (tile.size,)
-        else:
+        elif counter.spatial:
             key = (tile.origin[:-1], tile.extent)
+        else:
+            key = (tile.origin, tile.extent)
         if key not in cache:
             cache[key] = counter.in_usage(tile, whole)
         in_axons, bits = cache[key]
         used = {"compartments": tile.size, "in_axons": in_axons,
-                "out_axons": out_axons(tile, n_next), "synapse_bits": bits}
+                "out_axons": sum(out(tile, n) for out, n in counters), "synapse_bits": bits}
         frac = max(used[r] / RESOURCE_LIMITS[r] for r in RESOURCES)
         if frac > 1:
             return False, frac
@@ -827,22 +927,28 @@ def auto_block_shapes(network: SpikingNetwork, fixed: Mapping[str, tuple] | None
     _, chip = chip_layers(network)
     fixed = dict(fixed or {})
     result: dict[str, tuple[int, ...]] = {}
-    next_counter, next_tiles = None, None
-    for layer in reversed(chip):
-        counter = _LayerCounter(network, layer)
+    counters: dict[str, _LayerCounter] = {}
+    on_chip = {layer.name for layer in chip}
+    for layer in reversed(chip):  # consumers come later in topological order
+        counter = counters[layer.name] = _LayerCounter(network, layer)
+        consumers = []
+        for conn in network.connections_from(layer.name):
+            if conn.post in on_chip and conn.post in result:
+                post = network.layers[conn.post]
+                part = next(p for p in counters[conn.post].parts if p.conn is conn)
+                consumers.append((part, tile_layer(post.shape, result[conn.post])))
         wanted = only is None or layer.name in only
         if not wanted and layer.name in fixed:
             shape = tuple(fixed[layer.name])
         elif not wanted and layer.block_shape is not None:
             shape = tuple(layer.block_shape)
         else:
-            shape = _best_tiling(counter, layer, next_counter, next_tiles)
+            shape = _best_tiling(counter, layer, consumers)
         result[layer.name] = shape
-        next_counter, next_tiles = counter, tile_layer(layer.shape, shape)
     return {layer.name: result[layer.name] for layer in chip if layer.name in result}
 
 
-def _best_tiling(counter: _LayerCounter, layer: NeuronLayer, next_counter, next_tiles) -> tuple:
+def _best_tiling(counter: _LayerCounter, layer: NeuronLayer, consumers: list[tuple]) -> tuple:
     shape = tuple(layer.shape)
     cands = [c for c in itertools.product(*(_candidate_sizes(n) for n in shape))
              if int(np.prod(c)) <= RESOURCE_LIMITS["compartments"]]
@@ -852,7 +958,7 @@ def _best_tiling(counter: _LayerCounter, layer: NeuronLayer, next_counter, next_
         cores = n_tiles(shape, cand)
         if best_cores is not None and cores > best_cores:
             break
-        ok, peak = _evaluate(counter, shape, cand, next_counter, next_tiles)
+        ok, peak = _evaluate(counter, shape, cand, consumers)
         if ok and peak < best_peak:
             best, best_cores, best_peak = cand, cores, peak
     if best is None:

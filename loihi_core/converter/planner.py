@@ -334,9 +334,11 @@ def parse_call(text: str) -> dict[str, float]:
 
 def conv_or_matrix(op: LinearOp, shape: tuple[int, ...]) -> LinearOp:
     """``op`` ready to be a connection into a layer of ``shape``: a conv whose output is
-    the layer's own (lifted) shape stays a conv; an identity becomes a 1×1 depthwise conv;
-    anything else a matrix."""
+    the layer's own (lifted) shape stays a conv; an identity becomes a 1×1 depthwise conv
+    (a diagonal sparse map for a flat layer); anything else a matrix."""
     if isinstance(op, Identity):
+        if len(shape) == 1:  # one weight per neuron: a diagonal sparse map
+            return Matrix(op.matrix())
         return op.as_conv(shape)
     if isinstance(op, Conv) and op.out_shape == lift3(shape):
         return op

@@ -128,21 +128,27 @@ def lowpass_coefficients(tau: float | None, dt: float) -> tuple[float, float]:
     return a, 1.0 - a
 
 
-def host_readout(probe: np.ndarray, readout: Readout, tau: float | None, dt: float) -> np.ndarray:
-    """The off-chip output from the chip's per-step probe ``(n_streams, T, n_out)``.
+def host_readout(probe: np.ndarray, readout: Readout, tau, dt: float) -> np.ndarray:
+    """The off-chip output from the chip's per-step probe ``(n_streams, T, G · n_out)``.
 
     NengoLoihi's host receives chip step ``k - 1`` at host step ``k`` (step 1 sees chip
-    step 1), filters it with the readout synapse in float64 and adds the bias.
+    step 1), filters it with the readout synapse in float64 and adds the bias. ``tau`` is
+    one synapse tau, or a list with one per column block of the probe (a readout of layers
+    with different synapses); the filtered blocks are added.
     """
+    taus = list(tau) if isinstance(tau, (list, tuple)) else [tau]
+    n_out = probe.shape[-1] // len(taus)
     received = np.empty_like(probe)
     received[:, 1:] = probe[:, :-1]
     received[:, 0] = probe[:, 0]
-    a, b = lowpass_coefficients(tau, dt)
-    y = np.zeros(probe.shape[::2])
-    out = np.empty_like(probe)
-    for k in range(probe.shape[1]):
-        out[:, k] = y
-        y = a * y + b * received[:, k]
+    out = np.zeros(probe.shape[:2] + (n_out,))
+    for g, tau_g in enumerate(taus):
+        a, b = lowpass_coefficients(tau_g, dt)
+        block = received[:, :, g * n_out:(g + 1) * n_out]
+        y = np.zeros((probe.shape[0], n_out))
+        for k in range(probe.shape[1]):
+            out[:, k] += y
+            y = a * y + b * block[:, k]
     if readout.bias is not None:
         out += np.asarray(readout.bias, np.float64)
     if readout.activation == "softmax":
@@ -241,8 +247,14 @@ class Emulator:
         c = self._layout(images.shape[0] * steps)
         rec_col, chip_rec = self._columns(plan, c.layer_names, c.n_compartments,
                                           lambda name, ids: c.layer_slice(name).start + _comp_index(c, name, ids))
-        host = c.host_layer
-        host_rec_col, host_rec = self._columns(plan, [host], c.n_host, lambda name, ids: ids)
+        kind = self._host_kind()
+        from .kernels import HOST_GIVEN, run_stream, run_streams  # lazy: numba compiles on first use
+
+        host_offset = dict(zip(c.host_layers, c.host_offsets[:-1].tolist()))
+        # given host spikes are recorded on the way in; the in-kernel host layer records itself
+        host_plan = {} if kind == HOST_GIVEN else plan
+        host_rec_col, host_rec = self._columns(host_plan, c.host_layers, c.n_host,
+                                               lambda name, ids: host_offset[name] + ids)
         n = images.shape[0]
         out_probe = np.zeros((n, steps, c.n_out))
         counts = np.zeros((n, c.n_compartments), np.int64)
@@ -252,25 +264,23 @@ class Emulator:
         host_counts = {h: np.zeros((n, self.network.layers[h].n_neurons), np.int64)
                        for h in self.host_layers}
         early_rec = {h: np.zeros((n, steps, plan[h].size), np.uint8)
-                     for h in self.host_layers[:-1] if h in plan}
-        kind = self._host_kind()
+                     for h in self.host_layers if h in plan and h not in host_rec}
         dt = float(self.network.dt)
         args = (c.decay_u, c.decay_v, c.vth, c.bias, c.refract, c.vmin, c.vmax, c.comp_fan_ptr,
                 c.host_fan_ptr, c.fan_dest, c.fan_row, c.seg_ptr, c.seg_off, c.seg_w0,
                 c.seg_len, c.row_w, c.probe_row, c.probe_weights, rec_col, host_rec_col)
-        from .kernels import HOST_GIVEN, run_stream, run_streams  # lazy: numba compiles on first use
 
         def host_inputs(sl, sequential):
             """(given spike trains, host currents) for the images ``sl``."""
             if kind == HOST_GIVEN:
                 spikes = self._host_spikes(images[sl], steps, sequential, host_counts,
-                                           {**early_rec, **({host: host_rec_out} if host in plan else {})},
-                                           plan, sl)
+                                           early_rec, plan, sl, c)
                 return spikes, np.zeros((spikes.shape[0], c.n_host))
             m = sl.stop - sl.start
             return np.zeros((m, 1, 1), np.uint8), self._host_currents(images[sl])
 
-        hc = host_counts[host]
+        hc = (host_counts[c.host_layer] if kind != HOST_GIVEN
+              else np.zeros((n, c.n_host), np.int64))
         if mode == "independent":
             for start in range(0, n, chunk_size):
                 sl = slice(start, min(start + chunk_size, n))
@@ -297,10 +307,10 @@ class Emulator:
                            counts[i], hc[i], rec[i], host_rec_out[i], out_probe[i], synops[i])
 
         readout = self.network.readout
-        tau = self.network.layers[readout.pre].synapse
+        tau = c.probe_taus
         if mode == "sequential":
             flat = host_readout(out_probe.reshape(1, n * steps, c.n_out), readout, tau, dt)
-            output = flat.reshape(n, steps, c.n_out)
+            output = flat.reshape(n, steps, flat.shape[-1])
         else:
             output = host_readout(out_probe, readout, tau, dt)
 
@@ -341,7 +351,9 @@ class Emulator:
         from ..neurons import LoihiSpikingRectifiedLinear, SpikingRectifiedLinear
         from .kernels import HOST_GIVEN, HOST_LOIHI_RELU, HOST_SPIKING_RELU
 
-        if len(self.host_layers) != 1:
+        if len(self.host_layers) != 1 or any(
+                conn.pre != self.network.input_name
+                for conn in self.network.connections_into(self.host_layers[0])):
             return HOST_GIVEN
         neuron_cls = type(self.network.layers[self.host_layers[0]].neuron)
         return {LoihiSpikingRectifiedLinear: HOST_LOIHI_RELU,
@@ -358,16 +370,17 @@ class Emulator:
             u = u + connection_operator(conn)(x)
         return np.ascontiguousarray(layer.gain * u + layer.bias, dtype=np.float64)
 
-    def _host_spikes(self, images, steps, sequential, counts, rec, plan, sl) -> np.ndarray:
-        """Spikes of the last host layer ``(n, steps, n_host)`` (uint8), from the float step."""
+    def _host_spikes(self, images, steps, sequential, counts, rec, plan, sl, c) -> np.ndarray:
+        """Spikes of the host layers that drive the chip, ``(n, steps, n_host)`` (uint8),
+        from the float step (several spikes of a step reach the chip as one)."""
         result = run_spiking(self._host_net, images, steps, reset=not sequential,
                              record_spikes=True)
         for name in self.host_layers:
             counts[name][sl] = result.spike_counts[name]
             if name in rec:
                 rec[name][sl] = result.spikes[name][:, :, plan[name]]
-        last = result.spikes[self.host_layers[-1]]
-        return np.minimum(last, 1).astype(np.uint8)
+        parts = [result.spikes[h] for h in c.host_layers]
+        return np.minimum(np.concatenate(parts, axis=2), 1).astype(np.uint8)
 
 
 def _comp_index(c: CompiledChip, name: str, ids: np.ndarray) -> np.ndarray:

@@ -43,9 +43,14 @@ class CompiledChip:
         Layer-neuron id of every compartment.
     probe_row, probe_weights
         Readout: compartment → row of ``probe_weights`` (``-1`` = not read), and the
-        ``(n_rows, n_out)`` chip → host weights ``W · amplitude / dt``.
-    host_layer
-        The off-chip layer whose spikes drive the chip.
+        ``(n_rows, n_groups · n_out)`` chip → host weights ``W · amplitude / dt``: one block
+        of ``n_out`` columns per distinct synapse tau of the layers read (the host filters
+        each block with its own tau, then adds them).
+    probe_taus
+        The synapse tau of each column block of ``probe_weights``.
+    host_layers, host_offsets
+        The off-chip layers whose spikes drive the chip, and where each one's neurons start
+        among the ``n_host`` host inputs.
     """
 
     decay_u: np.ndarray
@@ -71,8 +76,15 @@ class CompiledChip:
     comp_neuron: np.ndarray
     probe_row: np.ndarray
     probe_weights: np.ndarray
-    host_layer: str
+    host_layers: list[str]
+    host_offsets: np.ndarray
     n_host: int
+    probe_taus: list = None  # type: ignore[assignment]
+
+    @property
+    def host_layer(self) -> str:
+        """The first host layer that drives the chip."""
+        return self.host_layers[0]
 
     @property
     def n_compartments(self) -> int:
@@ -80,6 +92,7 @@ class CompiledChip:
 
     @property
     def n_out(self) -> int:
+        """Columns of the probe (``n_groups · n_outputs``)."""
         return int(self.probe_weights.shape[1])
 
     def layer_slice(self, name: str) -> slice:
@@ -167,7 +180,8 @@ def _expanded(c: CompiledChip) -> CompiledChip:
         row_ptr=row_ptr, row_idx=row_idx, row_w=w[order], seg_ptr=seg_ptr, seg_off=seg_off,
         seg_w0=seg_w0, seg_len=seg_len, layer_names=c.layer_names, layer_offsets=c.layer_offsets,
         comp_neuron=permuted(c.comp_neuron), probe_row=permuted(c.probe_row),
-        probe_weights=c.probe_weights, host_layer=c.host_layer, n_host=n_host)
+        probe_weights=c.probe_weights, host_layers=c.host_layers, host_offsets=c.host_offsets,
+        n_host=n_host, probe_taus=c.probe_taus)
 
 
 def _compile_blocks(chip: ChipModel) -> CompiledChip:
@@ -199,8 +213,13 @@ def _compile_blocks(chip: ChipModel) -> CompiledChip:
                 idx[b.neuron_ids] = block_off[k] + np.arange(b.n_compartments)
         comp_of_neuron[name] = idx
         layer_offsets.append(int(max(block_off[k + 1] for k, b in enumerate(blocks) if b.layer == name)))
-    host_layer = chip.host_layers[-1]
-    n_host = network.layers[host_layer].n_neurons
+    host_set = set(chip.host_layers)
+    feeding = {syn.pre for b in blocks for syn in b.synapses if syn.pre in host_set}
+    host_layers = [h for h in chip.host_layers if h in feeding]
+    sizes_host = [network.layers[h].n_neurons for h in host_layers]
+    host_offsets = np.concatenate([[0], np.cumsum(sizes_host)]).astype(np.int64)
+    host_offset = dict(zip(host_layers, host_offsets[:-1].tolist()))
+    n_host = int(host_offsets[-1])
 
     # weight rows and fan-out entries
     row_ptr_parts, idx_parts, w_parts = [], [], []
@@ -224,8 +243,8 @@ def _compile_blocks(chip: ChipModel) -> CompiledChip:
             pre_neurons, axons, bases = pre_neurons[used], axons[used], bases[used]
             dest = block_off[k] + bases
             row = set_row0[syn.axon_weight_set[axons]] + syn.pre_atom[pre_neurons]
-            if syn.pre == host_layer:
-                host_src.append(pre_neurons)
+            if syn.pre in host_offset:
+                host_src.append(pre_neurons + host_offset[syn.pre])
                 host_dest.append(dest)
                 host_row.append(row)
             else:
@@ -248,17 +267,32 @@ def _compile_blocks(chip: ChipModel) -> CompiledChip:
     fan_row = np.concatenate([c_row, h_row])
     host_fan_ptr = host_fan_ptr + len(c_dest)
 
-    # readout: the last on-chip layer's spikes, through W · amplitude / dt
+    # readout: on-chip layers' spikes through W · amplitude / dt, one column block per tau
     readout = network.readout
-    last = network.layers[readout.pre]
-    if not last.on_chip:
-        raise ValueError(f"the readout reads {readout.pre!r}, which is not on chip")
-    weights = (np.eye(last.n_neurons) if readout.weights is None
-               else np.asarray(readout.weights, np.float64))
-    probe_weights = weights * (last.amplitude / network.dt)
+    n_out = int(np.prod(readout.shape))
+    taus: list = []
+    rows: dict[str, np.ndarray] = {}
+    for pre, weights in readout.terms:
+        layer = network.layers[pre]
+        if not layer.on_chip:
+            raise ValueError(f"the readout reads {pre!r}, which is not on chip")
+        if layer.synapse not in taus:
+            taus.append(layer.synapse)
+        g = taus.index(layer.synapse)
+        w = (np.eye(layer.n_neurons) if weights is None else np.asarray(weights, np.float64))
+        full = np.zeros((layer.n_neurons, n_out * (g + 1)))
+        full[:, g * n_out:(g + 1) * n_out] = w * (layer.amplitude / network.dt)
+        rows[pre] = _add_padded(rows.get(pre, np.zeros((layer.n_neurons, 0))), full)
+    width = n_out * len(taus)
     probe_row = np.full(n, -1, np.int64)
-    sl = comp_of_neuron[readout.pre]
-    probe_row[sl] = np.arange(last.n_neurons)
+    parts, row0 = [], 0
+    for pre, w in rows.items():
+        padded = np.zeros((w.shape[0], width))
+        padded[:, :w.shape[1]] = w
+        parts.append(padded)
+        probe_row[comp_of_neuron[pre]] = row0 + np.arange(w.shape[0])
+        row0 += w.shape[0]
+    probe_weights = np.concatenate(parts) if parts else np.zeros((0, width))
     comp_neuron = np.zeros(n, np.int64)
     for name in layer_names:
         c = comp_of_neuron[name]
@@ -274,4 +308,13 @@ def _compile_blocks(chip: ChipModel) -> CompiledChip:
         seg_len=seg_len, layer_names=layer_names,
         layer_offsets=np.asarray(layer_offsets, np.int64), comp_neuron=comp_neuron,
         probe_row=probe_row, probe_weights=np.ascontiguousarray(probe_weights),
-        host_layer=host_layer, n_host=n_host)
+        host_layers=host_layers, host_offsets=host_offsets, n_host=n_host, probe_taus=taus)
+
+
+def _add_padded(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a + b`` after zero-padding the narrower one's columns on the right."""
+    width = max(a.shape[1], b.shape[1])
+    out = np.zeros((a.shape[0], width))
+    out[:, :a.shape[1]] += a
+    out[:, :b.shape[1]] += b
+    return out

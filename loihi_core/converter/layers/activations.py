@@ -2,8 +2,9 @@
 leaky relu, softmax (output only), and the ``Activation``/``ReLU``/``LeakyReLU``/``Softmax``
 layers that apply them.
 
-* **relu** closes a neuron layer. A relu of a tensor that can only be non-negative (the
-  output of neurons, averaged) is the identity and is dropped.
+* **relu** closes a neuron layer. A relu of one neuron layer's output (possibly pooled),
+  which can only be non-negative, is the identity and is dropped; after a merge it makes
+  neurons, as NengoDL's converter does (NengoLoihi's references rely on it).
 * **ReLU(max_value=m)**: a Loihi relu saturates at one spike per step, i.e. at
   ``1 / (dt · scale_firing_rates)``: the clip is exact in rate mode when
   ``scale_firing_rates = 1 / (m · dt)``. The ideal rate model clips at ``m`` (so rate mode
@@ -23,7 +24,7 @@ from ..values import Term, Value
 
 def nonlinearity(ctx: Planner, node, value: Value, act: str) -> Value:
     if act == "relu":
-        if value.nonneg:
+        if value.nonneg and len(value.terms) == 1:
             ctx.role(node, "identity (its input is already non-negative)")
             ctx.notes.append(f"{node.keras_class} {node.name!r} is the identity here (its input "
                              f"is non-negative) and was dropped")
