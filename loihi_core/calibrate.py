@@ -231,7 +231,8 @@ def calibrate(model: Any, images: np.ndarray, config: Any = None, target_rate: f
         raise ValueError(f"target_rate must be a positive number of Hz, got {target_rate!r}")
     network = convert(graph, cfg)
     names = [n for n, layer in network.layers.items()
-             if layer.neuron.spiking and (layers is None or n in layers)]
+             if layer.neuron.spiking and not layer.is_input_encoder
+             and (layers is None or n in layers)]
     for name in names:
         ceiling = network.layers[name].neuron.max_rate(network.dt)
         if target_rate >= ceiling:

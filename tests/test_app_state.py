@@ -152,7 +152,7 @@ def test_conversion_errors_are_placed_on_the_layer_and_keep_results(state):
     assert state.config.layers["conv1"].neuron.name == "LoihiLIF"
     # a host layer after a chip layer is refused by the mapper, next to the layer
     state.layers["conv1"].on_chip = False
-    assert any("off chip but comes after on-chip layers" in p.message
+    assert any("off chip but reads the on-chip layer" in p.message
                for p in state.problems_for("layer", "conv1"))
 
 

@@ -178,3 +178,14 @@ def test_graphs_nengo_loihi_cannot_build_convert_map_and_emulate(case):
             expected = np.zeros((40, net.layers[name].n_neurons), np.uint8)
             expected[:, c.comp_neuron[sl]] = spikes[:, sl]
             np.testing.assert_array_equal(result.spikes[name][i], expected)
+
+
+@pytest.mark.parametrize("fmt", ["lava-hdf5", "nengo-loihi"])
+def test_chain_only_exports_refuse_a_merge_naming_the_layer(fmt, tmp_path):
+    from loihi_core.export import export
+    from loihi_core.export.common import ExportError
+
+    ref = load_case("residual_dense")
+    with pytest.raises(ExportError, match="h2_relu") as info:
+        export(ref.keras_path, graph_config("residual_dense"), tmp_path / "out", fmt)
+    assert info.value.layer == "h2_relu"

@@ -336,6 +336,7 @@ def netx_layers(network: SpikingNetwork, *, exact: bool = False, chip: ChipModel
     from ..mapping import chip_layers
 
     host, on_chip = chip_layers(network)
+    _check_netx_chain(network, host, on_chip)
     chip = unsplit_chip(network, chip)
     quant = _Quantizer(exact)
     notes: list[str] = []
@@ -510,3 +511,36 @@ def export_lava_hdf5(network: SpikingNetwork, path, *, exact: bool = False,
              "model_sha256": network.model_sha256 or ""}
     atomic_write(path, lambda tmp: write_netx(layers, tmp, attrs))
     return ExportResult("lava-hdf5", [path], notes, [layer.summary() for layer in layers])
+
+
+def _check_netx_chain(network, host, on_chip) -> None:
+    """NetX describes a chain of layers (no merge): refuse a graph, naming the merge."""
+    previous = host[-1].name if host else network.input_name
+    if len(host) != 1 or host[0].is_input_encoder:
+        raise ExportError(
+            f"the Lava-dl NetX format takes one host layer's spikes as its input; this network "
+            f"has {len(host)} ({', '.join(h.name for h in host)})"
+            + (" (the on-chip first layer's input encoder)" if host and host[0].is_input_encoder
+               else ""), layer=host[0].name if host else None)
+    for layer in on_chip:
+        conns = network.connections_into(layer.name)
+        if len(conns) != 1:
+            raise ExportError(
+                f"layer {layer.name!r} merges {len(conns)} connections (from "
+                f"{', '.join(c.pre for c in conns)}): Lava-dl NetX describes a chain of layers "
+                f"and has no merge; export the tuned config as JSON, or run the network in "
+                f"loihi-studio's emulator", layer=layer.name)
+        conn = conns[0]
+        if conn.pre != previous:
+            raise ExportError(
+                f"layer {layer.name!r} reads {conn.pre!r}, not the layer before it "
+                f"({previous!r}): Lava-dl NetX describes a chain of layers", layer=layer.name)
+        if conn.kind == "sparse" or conn.groups != 1:
+            raise ExportError(
+                f"layer {layer.name!r}: a {conn.kind} connection with groups={conn.groups} has "
+                f"no NetX layer type (Dense or Conv)", layer=layer.name)
+        previous = layer.name
+    if network.readout.more_terms:
+        raise ExportError(f"the readout {network.readout.name!r} reads several layers: NetX "
+                          f"describes a chain", layer=network.readout.name)
+

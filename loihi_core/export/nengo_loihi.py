@@ -148,7 +148,8 @@ def build_spec(graph: Any, config: Any = None) -> NengoLoihiSpec:
     cfg = load_config(config)
     network = convert(graph, cfg)
     plan = plan_conversion(graph, max_to_avg_pool=cfg.max_to_avg_pool)
-    biases = {p.name: p.weighted.bias for p in plan.neuron_layers}
+    biases = {p.name: p.bias for p in plan.neuron_layers}
+    _check_chain(network)
 
     notes: list[str] = []
     try:
@@ -172,8 +173,6 @@ def build_spec(graph: Any, config: Any = None) -> NengoLoihiSpec:
     previous = network.input_name
     for layer in network.layers.values():
         conn = network.connections_into(layer.name)[0]
-        if conn.pre != previous:  # pragma: no cover - the converter builds one chain
-            raise ExportError(f"layer {layer.name!r} does not follow {previous!r}", layer=layer.name)
         view = _view_layer(current, conn.pre_shape, names, layer.name)
         if view is not None:
             lines.append(view)
@@ -192,7 +191,16 @@ def build_spec(graph: Any, config: Any = None) -> NengoLoihiSpec:
                     f"strides={tuple(int(s) for s in conn.strides)!r}, padding={conn.padding!r}, "
                     f"activation=tf.nn.relu,\n        use_bias=neuron_biases, "
                     f"name={layer.name!r})(x)")
-            bias = np.zeros(int(filters)) if bias is None else np.asarray(bias, np.float64)
+            if bias is None:
+                bias = np.zeros(int(filters))
+            else:
+                per_pixel = np.asarray(bias, np.float64).reshape(-1, int(filters))
+                if not (per_pixel == per_pixel[0]).all():
+                    raise ExportError(
+                        f"layer {layer.name!r}: its folded bias varies over the image (a linear "
+                        f"layer with a bias before a padded conv), which a Keras Conv2D bias "
+                        f"cannot express", layer=layer.name)
+                bias = per_pixel[0]
             current = tuple(conn.post_shape)
         else:
             units = int(conn.weights.shape[1])
@@ -625,3 +633,32 @@ def export_nengo_loihi(graph: Any, config: Any, out_dir_or_path: Any, *,
     notes.append("run it on the Loihi host (NengoDL, NengoLoihi, TensorFlow, NumPy 1.x): "
                  f"python {script_path.name} --data test.npz --target sim|loihi")
     return ExportResult("nengo-loihi", [script_path, weights_path], notes)
+
+
+def _check_chain(network) -> None:
+    """The script rebuilds a chain of Conv2D/Dense layers: refuse what it cannot express,
+    naming the layer (NengoLoihi 1.1 itself cannot build convolutions into a merge)."""
+    previous = network.input_name
+    for layer in network.layers.values():
+        conns = network.connections_into(layer.name)
+        if layer.is_input_encoder:
+            raise ExportError(
+                "the on-chip first layer is exported by NengoLoihi's own input encoding: set "
+                "its on_chip to true in the exported script's config instead (the script writes "
+                "chains with the first layer on the host)", layer=layer.name)
+        if len(conns) != 1 or conns[0].pre != previous:
+            raise ExportError(
+                f"layer {layer.name!r} reads {', '.join(c.pre for c in conns)}: the NengoLoihi "
+                f"export writes a chain of layers and this network branches; export its tuned "
+                f"config as JSON and emulate it with loihi-studio instead", layer=layer.name)
+        conn = conns[0]
+        if conn.kind == "sparse" or conn.groups != 1 or not isinstance(conn.padding, str):
+            raise ExportError(
+                f"layer {layer.name!r}: its incoming {conn.kind} connection (groups "
+                f"{conn.groups}, padding {conn.padding!r}) has no Keras Conv2D/Dense equivalent "
+                f"in the exported script", layer=layer.name)
+        previous = layer.name
+    if network.readout.more_terms:
+        raise ExportError(f"the readout {network.readout.name!r} reads several layers; the "
+                          f"NengoLoihi export writes a chain", layer=network.readout.name)
+
