@@ -161,7 +161,7 @@ def convert(model: Any, config: Any = None) -> SpikingNetwork:
             name=p.name, shape=p.shape, neuron=neuron, gain=gain, bias=np.array(bias, np.float64),
             amplitude=neuron.amplitude / gain, on_chip=bool(on_chip), synapse=s.synapse,
             block_shape=None if s.block_shape is None else tuple(s.block_shape),
-            keras_layers=p.keras_layers, max_value=p.max_value)
+            keras_layers=p.keras_layers, max_value=p.max_value, role=p.role)
         if p.max_value is not None and getattr(neuron, "family", "") == "relu":
             exact = 1.0 / (p.max_value * dt)
             if not math.isclose(gain, exact, rel_tol=1e-9):

@@ -62,9 +62,11 @@ class NeuronLayer:
         The clip of a Keras ``ReLU(max_value=m)`` (``None``: none). The ideal rate model
         clips there; Loihi relus saturate at one spike per step instead.
     role
-        ``"layer"`` for a Keras layer; ``"input_encoder"`` for the host's on/off neurons
-        that turn the input into spikes for an on-chip first layer (NengoLoihi's
-        ``OnOffDecodeNeurons``): it has no tuned settings of its own.
+        ``"layer"`` for a Keras layer (its rate-mode output is that layer's output);
+        ``"leaky_positive"``/``"leaky_negative"`` for the two halves of a Keras
+        ``LeakyReLU`` (``relu(x)`` and ``relu(-x)``); ``"input_encoder"`` for the host's
+        on/off neurons that turn the input into spikes for an on-chip first layer
+        (NengoLoihi's ``OnOffDecodeNeurons``): it has no tuned settings of its own.
     """
 
     name: str
@@ -84,6 +86,11 @@ class NeuronLayer:
     @property
     def n_neurons(self) -> int:
         return int(np.prod(self.shape))
+
+    @property
+    def equals_keras_layer(self) -> bool:
+        """Whether its rate-mode output is the output of the Keras layer of its name."""
+        return self.role == "layer"
 
     @property
     def is_input_encoder(self) -> bool:

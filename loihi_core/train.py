@@ -305,22 +305,62 @@ def loihi_activation(neuron: Any = "loihi", scale_firing_rates: float = DEFAULT_
 # ---------------------------------------------------------------------------------------
 
 @dataclass
-class _Twin:
-    """The model cut at its neuron layers (the converter's, by name).
+@dataclass
+class _TwinStep:
+    """One Keras layer call of the twin graph.
 
-    ``segments[i]`` are the cloned Keras layers computing the input of neuron layer
-    ``neuron_names[i]`` from the previous neuron layer's output (or the model input);
-    ``segments[-1]`` is the readout after the last neuron layer. ``clones`` maps every
-    original layer name to its clone (weights copied).
+    ``clone`` is the cloned layer (``None`` for a neuron-only step), ``inputs`` the names of
+    the tensors it reads, ``neuron`` the neuron layer it closes (after the clone, if any),
+    ``leaky`` the slope of a leaky relu built as ``neuron − leaky·<neuron>_neg``.
+    """
+
+    name: str
+    clone: Any
+    inputs: list[str]
+    neuron: str | None = None
+    leaky: float | None = None
+
+
+@dataclass
+class _Twin:
+    """The model as a graph of cloned layers with its neuron layers (the converter's) marked.
+
+    ``steps`` are in topological order; ``clones`` maps every original layer name to its
+    clone (weights copied). The same graph runs with Loihi rate activations
+    (:func:`train`) or unrolled over spiking steps (:func:`finetune_spiking`).
     """
 
     input_shape: tuple[int, ...]
     input_name: str
     neuron_names: list[str]
-    segments: list[list[Any]]
+    steps: list[_TwinStep]
+    output_name: str
     clones: dict[str, Any]
     softmax_output: bool
     n_outputs: int | None
+
+    def run(self, x, neuron_fn, training=None):
+        """Evaluate the graph on ``x``; ``neuron_fn(name, u)`` gives a neuron layer's output
+        from its input ``u``."""
+        keras = _import_keras()
+        tensors = {self.input_name: x}
+        for step in self.steps:
+            args = [tensors[i] for i in step.inputs]
+            h = args[0] if len(args) == 1 else args
+            if step.clone is not None:
+                # BatchNormalization keeps its moving statistics (the converter folds them
+                # into the weights) instead of normalising per batch
+                mode = (False if isinstance(step.clone, keras.layers.BatchNormalization)
+                        else training)
+                h = step.clone(h, training=mode) if training is not None else step.clone(h)
+            if step.neuron is not None:
+                if step.leaky is not None:
+                    h = (neuron_fn(step.neuron, h)
+                         - step.leaky * neuron_fn(f"{step.neuron}_neg", -h))
+                else:
+                    h = neuron_fn(step.neuron, h)
+            tensors[step.name] = h
+        return tensors[self.output_name]
 
 
 def _load_keras_model(model_or_path: Any):
@@ -336,38 +376,44 @@ def _load_keras_model(model_or_path: Any):
 
 
 def _build_twin(kmodel) -> _Twin:
-    """Clone ``kmodel``'s layers, cut at the neuron layers the converter would make.
+    """Clone ``kmodel``'s layers and mark the neuron layers the converter would make.
 
     Raises :class:`ConversionError` when the model cannot be converted (training for
     Loihi only makes sense for a model that converts).
     """
     from .convert import plan_conversion
+    from .converter.planner import parse_call
     from .graph import graph_from_model, model_nodes
 
     graph = graph_from_model(kmodel)
     plan = plan_conversion(graph)
     neuron_names = [p.name for p in plan.neuron_layers]
-    segments: list[list[Any]] = [[]]
+    roles = {p.name: p.role for p in plan.neuron_layers}
+    steps: list[_TwinStep] = []
     clones: dict[str, Any] = {}
     for layer, _node in model_nodes(kmodel):
         node = graph[layer.name]
         if node.kind == "input":
             continue
-        if layer.name in neuron_names and node.kind == "activation":
-            segments.append([])  # a ReLU / Activation("relu") layer: the neurons replace it
+        closes = layer.name in roles
+        leaky = None
+        if closes and roles[layer.name] == "leaky_positive":
+            act = node.activation
+            leaky = 0.2 if act == "leaky_relu" else parse_call(act).get("negative_slope", 0.3)
+        if closes and node.kind == "activation":  # a ReLU / Activation layer: neurons replace it
+            steps.append(_TwinStep(layer.name, None, list(node.inputs), layer.name, leaky))
             continue
         cfg = layer.get_config()
-        if layer.name in neuron_names:  # Conv2D/Dense(activation="relu"): keep it linear
+        if closes:  # Conv/Dense(activation="relu"): keep it linear, the neurons follow
             cfg["activation"] = "linear"
         clone = type(layer).from_config(cfg)
         clones[layer.name] = clone
-        segments[-1].append(clone)
-        if layer.name in neuron_names:
-            segments.append([])
+        steps.append(_TwinStep(layer.name, clone, list(node.inputs),
+                               layer.name if closes else None, leaky))
     out_shape = tuple(graph[graph.output_names[0]].output_shape)
     return _Twin(input_shape=tuple(plan.input_shape), input_name=plan.input_name,
-                 neuron_names=neuron_names, segments=segments, clones=clones,
-                 softmax_output=plan.readout.activation == "softmax",
+                 neuron_names=neuron_names, steps=steps, output_name=graph.output_names[0],
+                 clones=clones, softmax_output=plan.readout.activation == "softmax",
                  n_outputs=out_shape[0] if len(out_shape) == 1 else None)
 
 
@@ -375,12 +421,7 @@ def _twin_model(twin: _Twin, activations: Mapping[str, Any], kmodel):
     """The functional twin with ``activations`` at the neuron layers; copies the weights in."""
     keras = _import_keras()
     x = keras.Input(twin.input_shape, name=twin.input_name)
-    h = x
-    for i, segment in enumerate(twin.segments):
-        for layer in segment:
-            h = layer(h)
-        if i < len(twin.neuron_names):
-            h = activations[twin.neuron_names[i]](h)
+    h = twin.run(x, lambda name, u: activations[name](u))
     model = keras.Model(x, h, name=f"{kmodel.name}_loihi_twin")
     for name, clone in twin.clones.items():
         clone.set_weights(kmodel.get_layer(name).get_weights())
@@ -627,41 +668,29 @@ def _unrolled_model(twin: _Twin, layers: dict[str, _SpikingLayer], steps: int, l
     class SpikingUnroll(keras.Model):
         def __init__(self):
             super().__init__(name="spiking_unroll")
-            self.all_layers = [layer for segment in twin.segments for layer in segment]
-
-        def _segment(self, i, h, training):
-            for layer in twin.segments[i]:
-                # BatchNormalization keeps its moving statistics (the converter folds them
-                # into the weights) instead of normalising filtered spike trains per batch
-                mode = False if isinstance(layer, keras.layers.BatchNormalization) else training
-                h = layer(h, training=mode)
-            return h
+            self.all_layers = list(twin.clones.values())
 
         def call(self, x, training=None):
-            names = twin.neuron_names
-            u_input = self._segment(0, x, training)  # the input is constant: compute it once
             voltage: dict[str, Any] = {}
             filt: dict[str, Any] = {}
             readouts = []
             for t in range(steps):
                 out: dict[str, Any] = {}
-                for i, name in enumerate(names):
+
+                def neuron(name, u):
                     sl = layers[name]
-                    if i == 0:
-                        u = u_input
-                    else:
-                        pre = names[i - 1]
-                        # a filtered connection delivers the previous step's filter value
-                        u = self._segment(i, filt[pre] if layers[pre].decay is not None
-                                          else out[pre], training)
                     out[name] = self._neuron_step(name, sl.spec, u, voltage)
-                    if t == 0 and sl.decay is not None:
+                    if sl.decay is None:
+                        return out[name]
+                    if name not in filt:
                         filt[name] = ops.zeros_like(out[name])
-                last = names[-1]
-                pre_act = filt[last] if layers[last].decay is not None else out[last]
+                    # a filtered connection delivers the previous step's filter value
+                    return filt[name]
+
+                readout = twin.run(x, neuron, training)
                 if t >= steps - loss_steps:
-                    readouts.append(self._segment(len(names), pre_act, training))
-                for name in names:  # synapses update at the end of the step (nengo timing)
+                    readouts.append(readout)
+                for name in out:  # synapses update at the end of the step (nengo timing)
                     a = layers[name].decay
                     if a is not None:
                         filt[name] = a * filt[name] + (1.0 - a) * out[name]

@@ -215,7 +215,8 @@ def verify(model: Any, network: SpikingNetwork, images: np.ndarray, steps: int |
     images = np.asarray(images, np.float32)
     labels = None if labels is None else np.asarray(labels).astype(np.int64).ravel()
     steps = int(network.presentation_steps if steps is None else steps)
-    names = list(network.layers)
+    # the leaky-relu halves and the input encoder have no Keras layer of their own output
+    names = [n for n, layer in network.layers.items() if layer.equals_keras_layer]
     model_out = network.readout.name
     keras_acts = keras_activations(model, names, images)
     keras_out = _keras_output(model, images)
@@ -227,7 +228,8 @@ def verify(model: Any, network: SpikingNetwork, images: np.ndarray, steps: int |
     rates = spiking.rates
 
     checks = []
-    for name, layer in network.layers.items():
+    for name in names:
+        layer = network.layers[name]
         k = keras_acts[name].reshape(len(images), -1)
         r = rate_layers[name].reshape(len(images), -1)
         i = ideal_layers[name].reshape(len(images), -1)

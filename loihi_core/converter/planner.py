@@ -56,7 +56,7 @@ class NeuronLayerPlan:
     bias: np.ndarray | None
     keras_layers: tuple[str, ...]
     max_value: float | None = None
-    note: str | None = None
+    role: str = "layer"
 
     @property
     def inputs(self) -> list[str]:
@@ -189,7 +189,8 @@ class Planner:
         self.roles[node.name] = text
 
     def neurons(self, node: LayerNode, value: Value, *, name: str | None = None,
-                max_value: float | None = None, role: str | None = None) -> Value:
+                max_value: float | None = None, role: str | None = None,
+                kind: str = "layer") -> Value:
         """Close a neuron layer ``relu(value)`` (clipped at ``max_value``); returns its output."""
         name = name or node.name
         if value.softmax:
@@ -206,7 +207,7 @@ class Planner:
         plan = NeuronLayerPlan(
             name=name, shape=tuple(int(d) for d in value.shape),
             connections=[ConnectionPlan(t.source, t.op, t.path) for t in value.terms],
-            bias=value.bias, keras_layers=keras_layers, max_value=max_value)
+            bias=value.bias, keras_layers=keras_layers, max_value=max_value, role=kind)
         self.layers.append(plan)
         inputs = ", ".join(plan.inputs)
         self.roles[node.name] = role or f"neuron layer {plan.shape} from {inputs}"

@@ -58,8 +58,9 @@ def _leaky(ctx: Planner, node, value: Value, slope: float, max_value: float | No
                              f"use one of the two")
     neg_name = f"{node.name}_neg"
     on = ctx.neurons(node, value, role=f"neuron layer {tuple(value.shape)} (positive half of a "
-                                       f"leaky relu; {neg_name!r} is the negative half)")
-    off = ctx.neurons(node, value.scaled(-1.0), name=neg_name, role=None)
+                                       f"leaky relu; {neg_name!r} is the negative half)",
+                     kind="leaky_positive")
+    off = ctx.neurons(node, value.scaled(-1.0), name=neg_name, role=None, kind="leaky_negative")
     ctx.role(node, f"leaky relu (α={slope:g}) as the neuron pair {node.name!r} + {neg_name!r}")
     ctx.notes.append(f"LeakyReLU {node.name!r} (α={slope:g}) became two neuron layers: "
                      f"{node.name!r} = relu(x) and {neg_name!r} = relu(−x), combined as "
