@@ -111,6 +111,7 @@ class ConvGeometry:
         self.kr, self.kc = conn.weights.shape[:2]
         self.sr, self.sc = conn.strides
         self.pad_r, self.pad_c = conn.padding_amounts()
+        self.groups = int(getattr(conn, "groups", 1))
         self.row_lo, self.row_hi = self._ranges(self.H, self.OH, self.kr, self.sr, self.pad_r)
         self.col_lo, self.col_hi = self._ranges(self.W, self.OW, self.kc, self.sc, self.pad_c)
 
@@ -124,6 +125,30 @@ class ConvGeometry:
     @property
     def n_pixels(self) -> int:
         return self.H * self.W
+
+    def atoms(self, f0: int, f1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The input channels (atoms) that reach output channels ``f0 .. f1 - 1``, and per
+        atom the tile-relative output channels it reaches, padded to one width.
+
+        Returns ``(atoms, cols, valid)``: ``cols[a]`` are ``f - f0`` for the outputs of
+        atom ``a``'s group in the tile, ``valid`` marks the real ones (a padded entry
+        repeats a real column with weight 0: a grouped conv whose tile cuts a group
+        unevenly stays rectangular). Without groups every channel reaches every output.
+        """
+        if self.groups == 1:
+            return (np.arange(self.C), np.broadcast_to(np.arange(f1 - f0), (self.C, f1 - f0)),
+                    np.ones((self.C, f1 - f0), bool))
+        cg, fg = self.C // self.groups, self.F // self.groups
+        g0, g1 = f0 // fg, (f1 - 1) // fg
+        atoms = np.arange(g0 * cg, (g1 + 1) * cg)
+        group = atoms // cg
+        lo = np.maximum(group * fg, f0) - f0
+        hi = np.minimum((group + 1) * fg, f1) - f0
+        width = int((hi - lo).max())
+        j = np.arange(width)[None, :]
+        valid = j < (hi - lo)[:, None]
+        cols = np.where(valid, lo[:, None] + j, lo[:, None])
+        return atoms, cols, valid
 
 
 def _tile_ranges(tile: Tile, n_dims: int) -> tuple[tuple[int, int], ...]:
@@ -349,7 +374,13 @@ def conv_weight_sets(kernel: np.ndarray, geom: ConvGeometry, tile: Tile, keys: n
         return [], []
     (_, _), (c0, c1), (f0, f1) = _tile_ranges(tile, 3)
     ext_c, ext_f = c1 - c0, f1 - f0
-    sub_kernel = kernel[:, :, :, f0:f1]
+    atoms, cols, valid = geom.atoms(f0, f1)
+    grouped = geom.groups != 1
+    # (kr, kc, atoms, width): each atom's own output channels of the tile
+    sub_kernel = kernel[:, :, atoms[:, None], f0 + cols] if grouped else kernel[:, :, :, f0:f1]
+    if grouped:
+        sub_kernel = np.where(valid, sub_kernel, 0).astype(kernel.dtype)
+    n_atoms, width = cols.shape
     shapes = keys[:, 1] * (keys[:, 3].max() + 1) + keys[:, 3]
     for shape_id in np.unique(shapes):
         members = np.nonzero(shapes == shape_id)[0]
@@ -357,12 +388,17 @@ def conv_weight_sets(kernel: np.ndarray, geom: ConvGeometry, tile: Tile, keys: n
         nr, nc = int(nr[0]), int(nc[0])
         taps_r = a0[:, None] - geom.sr * np.arange(nr)  # (m, nr)
         taps_c = b0[:, None] - geom.sc * np.arange(nc)  # (m, nc)
-        sub = sub_kernel[taps_r[:, :, None], taps_c[:, None, :]]  # (m, nr, nc, C, nf)
-        group_w = np.ascontiguousarray(sub.transpose(0, 3, 1, 2, 4).reshape(len(members), geom.C, -1))
-        pattern = ((np.arange(nr)[:, None, None] * ext_c + np.arange(nc)[None, :, None]) * ext_f
-                   + np.arange(ext_f)[None, None, :]).ravel()
-        idx = (q[:, None] + pattern[None, :]).astype(np.int32)
-        group_i = np.ascontiguousarray(np.broadcast_to(idx[:, None, :], group_w.shape))
+        sub = sub_kernel[taps_r[:, :, None], taps_c[:, None, :]]  # (m, nr, nc, atoms, width)
+        group_w = np.ascontiguousarray(sub.transpose(0, 3, 1, 2, 4).reshape(len(members), n_atoms, -1))
+        base = (np.arange(nr)[:, None, None] * ext_c + np.arange(nc)[None, :, None]) * ext_f
+        if grouped:  # per-atom index patterns
+            pattern = (base[None] + cols[:, None, None, :]).reshape(n_atoms, -1)
+            group_i = np.ascontiguousarray(
+                (q[:, None, None] + pattern[None]).astype(np.int32))
+        else:
+            pattern = (base + np.arange(ext_f)[None, None, :]).ravel()
+            idx = (q[:, None] + pattern[None, :]).astype(np.int32)
+            group_i = np.ascontiguousarray(np.broadcast_to(idx[:, None, :], group_w.shape))
         for j, k in enumerate(members):
             weights[k] = group_w[j]
             indices[k] = group_i[j]
@@ -394,8 +430,14 @@ def conv_block_synapse(pre: str, kernel: np.ndarray, geom: ConvGeometry, tile: T
     pixel_axon = np.full(geom.n_pixels, -1, np.int32)
     pixel_axon[axons.pixels] = np.arange(axons.n_axons, dtype=np.int32)
     neuron = np.arange(n_pre)
-    syn = BlockSynapse(pre=pre, kind="conv", pre_axon=pixel_axon[neuron // geom.C],
-                       pre_atom=(neuron % geom.C).astype(np.int32), axon_base=axons.bases,
+    pre_axon = pixel_axon[neuron // geom.C]
+    channel = neuron % geom.C
+    (_, _), (_, _), (f0, f1) = _tile_ranges(tile, 3)
+    atoms = geom.atoms(f0, f1)[0]
+    if geom.groups != 1:  # channels of other groups do not reach this block
+        pre_axon = np.where((channel >= atoms[0]) & (channel <= atoms[-1]), pre_axon, -1)
+    syn = BlockSynapse(pre=pre, kind="conv", pre_axon=pre_axon.astype(np.int32),
+                       pre_atom=(channel - atoms[0]).astype(np.int32), axon_base=axons.bases,
                        axon_weight_set=ws_map, weights_float=sets, indices=indices, pop_type=32)
     return _finish_synapse(syn, compressed=False)
 
@@ -791,7 +833,8 @@ class _ConnCounter:
         if len(keys) == 0:
             return axons.n_axons, 0
         a0, nr, b0, nc, q = keys.T
-        sizes = g.C * nr * nc * ext_f
+        atoms, cols, _ = g.atoms(tile.origin[2], tile.origin[2] + ext_f)
+        sizes = atoms.size * nr * nc * cols.shape[1]
         max_index = int((q + ((nr - 1) * ext_c + nc - 1) * ext_f + ext_f - 1).max())
         field = dz.idx_bits_field(max_index)
         bits = int(dz.weight_set_bits(sizes, dz.WEIGHT_BITS + dz.real_idx_bits(field)).sum())
