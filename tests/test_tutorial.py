@@ -70,3 +70,19 @@ def test_tutorial_command_end_to_end(tmp_path, capsys):
     assert set(doc["scales"]) == {"to-spikes", "conv0", "conv1", "dense0"}
     assert config.for_layer("conv1").scale_firing_rates == pytest.approx(doc["scales"]["conv1"])
     assert convert(out / "mnist_tutorial.keras", config).layers["conv0"].on_chip
+
+
+def test_bundled_residual_example_emulates_within_one_point_of_keras(example):
+    """The second example exercises the graph path: an identity shortcut and a merge."""
+    _, _, images, labels = example
+    graph = load_model(ASSETS / "mnist_residual.keras")
+    config = load_config(ASSETS / "mnist_residual.config.json")
+    net = convert(graph, config)
+    assert [c.pre for c in net.connections_into("res")] == ["conv0", "conv_a"]
+    keras_acc = float(np.mean(run_rates(net, images, ideal=True).argmax(axis=1) == labels))
+    chip = map_to_chip(net)
+    result = Emulator(chip).run(images, config.presentation_steps)
+    assert result.accuracy(labels) >= keras_acc - 0.01, (result.accuracy(labels), keras_acc)
+    rates = result.rates()
+    for name in ("conv0", "conv_a", "res", "dense0"):
+        assert abs(rates[name] / 200 - 1) <= 0.06, (name, rates[name])
