@@ -707,9 +707,12 @@ def _count_out_axons(blocks: list[Block]) -> None:
         b.out_axons = 0
     for target in blocks:
         for syn in target.synapses:
+            seen = np.zeros(syn.n_axons + 1, bool)
             for src in by_layer.get(syn.pre, []):
-                axons = syn.pre_axon[src.neuron_ids]
-                n = np.unique(axons[axons >= 0]).size
+                # distinct axons of the source block: a mark per axon (no sort); -1 → last
+                seen[:] = False
+                seen[syn.pre_axon[src.neuron_ids]] = True
+                n = int(seen[:-1].sum())
                 src.out_axons += n * (2 if syn.pop_type == 32 else 1)
 
 
