@@ -425,3 +425,43 @@ def test_bundled_example_assets():
     assert accuracy(model.predict(images[:300], verbose=0), labels[:300]) >= 0.93
     net = convert(ASSETS / "mnist_tutorial.keras", config)
     assert accuracy(run_rates(net, images[:300]), labels[:300]) >= 0.93
+
+
+def _residual_model():
+    x = keras.Input((28, 28, 1))
+    h = keras.layers.Conv2D(4, 3, strides=2, activation="relu", name="c0")(x)
+    y = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="ca")(h)
+    y = keras.layers.Conv2D(4, 3, padding="same", name="cb")(y)
+    h = keras.layers.LeakyReLU(0.1, name="res")(keras.layers.Add(name="add")([h, y]))
+    h = keras.layers.Flatten()(keras.layers.AveragePooling2D(2)(h))
+    return keras.Model(x, keras.layers.Dense(10, name="out")(h), name="residual")
+
+
+def test_rate_and_spiking_twins_run_the_graph(mnist):
+    """Graphs train like chains: the rate twin is the converted network's rate mode (with a
+    merge and both halves of a leaky relu) and the unrolled twin is its float spiking run."""
+    model = _residual_model()
+    x = mnist[2][:32]
+    net = convert(model, cfg(30.0))
+    assert list(net.layers) == ["c0", "ca", "res", "res_neg"]
+    keras_loihi = rate_model(model, scale_firing_rates=30.0).predict(x, verbose=0)
+    sim = run_rates(net, x)
+    close = np.all(np.abs(keras_loihi - sim) <= 1e-4 + 1e-4 * np.abs(sim), axis=1)
+    assert close.mean() >= 0.9
+    config = cfg(300.0, synapse=0.005)
+    spiking = run_spiking(convert(model, config), x, presentation_steps=12)
+    last = spiking_model(model, config, steps=12, loss_steps=1).predict(x, verbose=0)
+    assert np.ptp(spiking.output, axis=1).max() > 0.05
+    np.testing.assert_allclose(last, spiking.output[:, -1],
+                               atol=1e-5 * np.abs(spiking.output).max())
+
+
+def test_training_a_graph_learns(mnist):
+    x_train, y_train, x_test, y_test = mnist
+    model = _residual_model()
+    tuned, history = train(model, x_train[:1200], y_train[:1200], scale_firing_rates=60.0,
+                           epochs=3, learning_rate=3e-3, validation_split=0.0)
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    before = np.mean(run_rates(convert(model, cfg(60.0)), x_test[:300]).argmax(1) == y_test[:300])
+    acc = np.mean(run_rates(convert(tuned, cfg(60.0)), x_test[:300]).argmax(1) == y_test[:300])
+    assert acc > max(0.3, before + 0.15), (before, acc)  # chance is 0.1
