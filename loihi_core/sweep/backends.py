@@ -335,13 +335,66 @@ def make_backend(scheduler: Any, executor: Any, n_workers: int | None,
         return _DaskBackend(scheduler, numba_threads, own_client=False,
                             name=f"dask {scheduler.scheduler.address}")
     if isinstance(scheduler, str) and _is_address(scheduler):
-        try:
-            client = distributed.Client(scheduler, timeout="10s")
-        except OSError as exc:
-            raise SweepError([("scheduler", f"cannot reach the Dask scheduler at {scheduler!r}: "
-                               f"{exc}")]) from None
+        client = connect_scheduler(scheduler)
         return _DaskBackend(client, numba_threads, own_client=True, name=f"dask {scheduler}")
     raise SweepError([("scheduler", f"expected None or 'local' (a local Dask cluster), "
                        f"'local-threads', a scheduler address such as 'tcp://host:8786', or a "
                        f"distributed.Client; got {scheduler!r}")])
 
+
+
+#: Seconds a scheduler address has to answer as a Dask scheduler.
+CONNECT_TIMEOUT_S = 15.0
+
+
+def connect_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S) -> Any:
+    """A :class:`distributed.Client` of the scheduler at ``address``, or a clear error.
+
+    ``distributed.Client(address, timeout=...)`` bounds the TCP connect, but not the
+    handshake after it: a server that accepts the connection and then stays silent (a web
+    server waiting for a request, any other service) would make it wait for ever, and one
+    that answers something else makes Dask misread it (e.g. a ``MemoryError`` for a huge
+    frame). So the client is made in a helper thread that has ``timeout`` seconds; a client
+    that connects after that is closed at once.
+
+    Raises
+    ------
+    SweepError
+        Naming the address and what to check.
+    """
+    import distributed
+
+    state: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def attempt() -> None:
+        try:
+            client = distributed.Client(address, timeout=f"{max(1.0, timeout - 3):g}s")
+        except BaseException as exc:  # noqa: BLE001 (reported by the caller)
+            state["error"] = exc
+            return
+        with lock:
+            if state.get("abandoned"):
+                client.close()
+            else:
+                state["client"] = client
+
+    thread = threading.Thread(target=attempt, name="loihi-sweep-connect", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    with lock:
+        if "client" in state:
+            return state["client"]
+        if "error" not in state:
+            state["abandoned"] = True
+            raise SweepError([("scheduler", f"no Dask scheduler answered at {address!r} within "
+                               f"{timeout:g} s: something accepts connections there but does not "
+                               f"speak Dask's protocol (a web server, another service?); check the "
+                               f"address and port (dask scheduler listens on 8786 by default)")])
+    exc = state["error"]
+    if isinstance(exc, (OSError, TimeoutError)):
+        raise SweepError([("scheduler", f"cannot reach the Dask scheduler at {address!r}: "
+                           f"{exc}")])
+    raise SweepError([("scheduler", f"{address!r} did not answer as a Dask scheduler "
+                       f"({type(exc).__name__}: {str(exc)[:200]}); check the address and port "
+                       f"(dask scheduler listens on 8786 by default)")])

@@ -15,6 +15,7 @@ import numpy as np
 from ..config import TunedConfig
 from .backends import _Task, _shards, make_backend
 from .evaluate import ShardStats, _config_json, combine_shards
+from .results import ResultsWriter, check_output_csv, completed_rows, result_columns, save_results
 from .spec import SweepError, SweepPoint, SweepSpec, check_against_model, effective_value, load_sweep
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,7 +57,9 @@ def run_sweep(model: Any, images: np.ndarray, labels: np.ndarray,
               base_config: Any = None, scheduler: Any = None, executor: Any = None,
               n_workers: int | None = None, shard_size: int = 64, retries: int = 2,
               numba_threads: int | None = None,
-              progress: Callable[[SweepProgress], None] | None = None) -> "pd.DataFrame":
+              progress: Callable[[SweepProgress], None] | None = None,
+              out: str | os.PathLike | None = None, resume: bool = False,
+              overwrite: bool = False) -> "pd.DataFrame":
     """Evaluate every configuration of a sweep on the emulator; one result row each.
 
     Parameters
@@ -91,24 +94,40 @@ def run_sweep(model: Any, images: np.ndarray, labels: np.ndarray,
         count divided by the number of threads for ``"local-threads"``.
     progress
         Called with a :class:`SweepProgress` after every task, in this thread.
+    out
+        A results CSV to write as the sweep goes: checked before anything runs, each
+        configuration's row appended (and flushed to disk) as soon as it is complete, so a
+        sweep that crashes after N configurations keeps N rows; at the end the whole table
+        replaces it in configuration order (what :func:`save_results` writes).
+    resume
+        With ``out``: keep the rows ``out`` already holds for this sweep's configurations
+        and run only the others (rows of tasks that failed after their retries run again).
+    overwrite
+        With ``out``: replace an existing file (otherwise an existing non-empty ``out``
+        without ``resume`` is refused, so that no finished work is lost).
 
     Returns
     -------
     pandas.DataFrame
         One row per configuration, in sweep order (columns: see the module docstring).
-        ``df.attrs`` holds ``n_images``, ``shard_size``, ``backend``, ``wall_seconds``.
+        ``df.attrs`` holds ``n_images``, ``shard_size``, ``backend``, ``wall_seconds``,
+        ``resumed`` (rows taken from ``out``).
 
     Raises
     ------
     SweepError, ConfigError, DataError, ConversionError
-        Before any task runs: an invalid sweep, layer fields the model lacks, a base
-        config that does not convert, images or labels that do not fit the model.
+        Before any task runs: an invalid sweep, layer fields the model lacks, a swept
+        field that per-layer values override, configurations that repeat, a base config
+        that does not convert, images or labels that do not fit the model, an ``out``
+        that cannot be written or holds another sweep's results.
     """
     from ..convert import convert
     from ..data import check_images, check_labels
     from ..graph import load_model
 
     t_start = time.perf_counter()
+    if out is not None:
+        out = check_output_csv(out, resume=resume, overwrite=overwrite)
     graph = load_model(model)
     if isinstance(sweep, Sequence) and not isinstance(sweep, (str, bytes)) and all(
             isinstance(c, TunedConfig) for c in sweep):
@@ -127,37 +146,56 @@ def run_sweep(model: Any, images: np.ndarray, labels: np.ndarray,
     if isinstance(retries, bool) or not isinstance(retries, (int, np.integer)) or retries < 0:
         raise SweepError([("retries", f"expected an integer >= 0, got {retries!r}")])
 
-    shards = _shards(len(images), int(shard_size))
-    tasks = [_Task(p.index, s, a, b) for p in spec.points for s, (a, b) in enumerate(shards)]
+    layers = ([layer.name for layer in base_network.off_chip_layers]
+              + [layer.name for layer in base_network.on_chip_layers])
+    columns = result_columns(spec.fields, layers)
     configs_json = [_config_json(p.config) for p in spec.points]
+    done = (completed_rows(out, configs_json, columns, len(images))
+            if out is not None and resume else {})
+    shards = _shards(len(images), int(shard_size))
+    tasks = [_Task(p.index, s, a, b) for p in spec.points if p.index not in done
+             for s, (a, b) in enumerate(shards)]
     token = uuid.uuid4().hex
-    collector = _Collector(spec, len(shards), progress, t_start)
-
-    with make_backend(scheduler, executor, n_workers, numba_threads) as backend:
-        for task, outcome in backend.run(graph, images, labels, tasks, configs_json, token,
-                                         int(retries)):
-            collector.add(task, outcome)
-        name = backend.name
-    df = collector.frame()
+    writer = ResultsWriter(out, columns, append=resume) if out is not None else None
+    collector = _Collector(spec, len(shards), progress, t_start, done=done,
+                           on_row=None if writer is None else writer.append)
+    try:
+        if tasks:
+            with make_backend(scheduler, executor, n_workers, numba_threads) as backend:
+                for task, outcome in backend.run(graph, images, labels, tasks, configs_json,
+                                                 token, int(retries)):
+                    collector.add(task, outcome)
+                name = backend.name
+        else:
+            name = "none (every configuration was already in the results)"
+    finally:
+        if writer is not None:
+            writer.close()
+    df = collector.frame(columns)
+    if out is not None:
+        save_results(df, out)
     df.attrs.update(n_images=len(images), shard_size=int(shard_size), backend=name,
                     wall_seconds=time.perf_counter() - t_start, model=graph.source,
-                    model_sha256=graph.sha256)
+                    model_sha256=graph.sha256, resumed=len(done))
     return df
 
 
 class _Collector:
     """Keeps each (configuration, shard) result exactly once and builds the rows."""
 
-    def __init__(self, spec: SweepSpec, n_shards: int, progress, t_start: float):
+    def __init__(self, spec: SweepSpec, n_shards: int, progress, t_start: float,
+                 done: Mapping[int, dict] | None = None,
+                 on_row: Callable[[dict], None] | None = None):
         self.spec = spec
         self.n_shards = n_shards
         self.progress = progress
         self.t_start = t_start
+        self.on_row = on_row
         self.results: dict[tuple[int, int], ShardStats | BaseException] = {}
-        self.rows: dict[int, dict] = {}
+        self.rows: dict[int, dict] = dict(done or {})
         self.per_config: dict[int, int] = {}
         self.duplicates = 0
-        self.total = len(spec.points) * n_shards
+        self.total = (len(spec.points) - len(self.rows)) * n_shards
 
     def add(self, task: _Task, outcome: ShardStats | BaseException) -> None:
         key = (task.config, task.shard)
@@ -169,6 +207,8 @@ class _Collector:
         row = None
         if done == self.n_shards:
             row = self.rows[task.config] = self._row(task.config)
+            if self.on_row is not None:
+                self.on_row(row)
         if self.progress is not None:
             self.progress(SweepProgress(
                 done_shards=len(self.results), total_shards=self.total,
@@ -199,19 +239,21 @@ class _Collector:
         row["config"] = _config_json(point.config)
         return row
 
-    def frame(self) -> "pd.DataFrame":
+    def frame(self, columns: Sequence[str]) -> "pd.DataFrame":
         import pandas as pd
 
         for index in range(len(self.spec.points)):  # a backend that lost tasks: say so
             if index not in self.rows:
                 self.rows[index] = self._row(index)
         rows = [self.rows[i] for i in range(len(self.spec.points))]
-        rate_cols: list[str] = []
+        columns = list(columns)
+        extra = []  # rate columns of layers the base network does not have (not expected)
         for row in rows:
-            rate_cols += [k for k in row if k.startswith("rate/") and k not in rate_cols]
-        columns = (["index", "source"] + list(self.spec.fields) + ["accuracy"] + rate_cols
-                   + ["spikes_per_image", "synops_per_image", "n_cores", "latency_steps",
-                      "n_images", "seconds", "error", "config"])
+            extra += [k for k in row if k.startswith("rate/") and k not in columns + extra]
+        if extra:
+            at = columns.index("spikes_per_image")
+            columns[at:at] = extra
+        rate_cols = [c for c in columns if c.startswith("rate/")]
         df = pd.DataFrame(rows).reindex(columns=columns)
         df["error"] = df["error"].fillna("").astype(str)
         df["n_cores"] = df["n_cores"].astype("Int64")
