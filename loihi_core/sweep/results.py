@@ -51,10 +51,11 @@ def check_output_csv(path: str | os.PathLike, *, resume: bool = False, overwrite
                      what: str = "out") -> Path:
     """Check where a sweep will write its results, before anything runs.
 
-    Refuses (:class:`SweepError` naming ``what``): an empty path, a folder, a parent folder
-    that is missing, is a file or cannot be written (tried by creating a file in it), an
-    existing path that is not a regular file (a device, a pipe), and an existing non-empty
-    file unless ``resume`` (continue it) or ``overwrite`` (start again) is given.
+    Refuses (:class:`SweepError` naming ``what``): an empty path, a folder, a symbolic link
+    (as exports do), a parent folder that is missing, is a file or cannot be written (tried
+    by creating a file in it), an existing path that is not a regular file (a device, a
+    pipe), and an existing non-empty file unless ``resume`` (continue it) or ``overwrite``
+    (start again) is given.
 
     Returns
     -------
@@ -70,10 +71,16 @@ def check_output_csv(path: str | os.PathLike, *, resume: bool = False, overwrite
         refuse("no output file given; give a .csv path such as results.csv")
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
+    if p.is_symlink():
+        refuse(f"{str(p)!r} is a symbolic link (to {os.readlink(p)!r}); results are written "
+               f"only to regular files, not through or over links: give the target path itself")
     if p.is_dir():
         refuse(f"{str(p)!r} is a folder; give a file name such as {str(p / 'results.csv')!r}")
-    if parent.exists() and not parent.is_dir():
-        refuse(f"cannot write {str(p)!r}: {str(parent)!r} is a file, not a folder")
+    ancestor = parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        refuse(f"cannot write {str(p)!r}: {str(ancestor)!r} is a file, not a folder")
     if not parent.is_dir():
         refuse(f"cannot write {str(p)!r}: the folder {str(parent)!r} does not exist; create it "
                f"first")

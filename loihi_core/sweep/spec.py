@@ -173,6 +173,14 @@ def load_sweep(source: str | os.PathLike | Mapping | SweepSpec, base_config: Any
         return SweepSpec.from_dict(source.to_dict(), base_config)
     if isinstance(source, Mapping):
         return SweepSpec.from_dict(source, base_config)
+    if isinstance(source, (bytes, bytearray)):
+        try:
+            source = bytes(source).decode("utf-8")
+        except UnicodeDecodeError:
+            raise SweepError("a sweep given as bytes must be UTF-8 JSON text") from None
+    if not isinstance(source, (str, os.PathLike)):
+        raise SweepError(f"a sweep is a JSON object with \"grid\" and/or \"random\" (a dict), "
+                         f"JSON text or a SWEEP.json path; got {type(source).__name__}")
     text = str(source)
     if isinstance(source, os.PathLike) or not text.lstrip().startswith("{"):
         path = Path(source)
@@ -522,15 +530,6 @@ def check_against_model(spec: SweepSpec, model: Any) -> None:
                              f"neuron layers are: {', '.join(neuron_layers)}"))
     if problems:
         raise SweepError(problems)
-    for path, name in swept:
-        layer, key = _split_field(name)
-        if layer is None and key in OVERRIDABLE_FIELDS and neuron_layers and all(
-                key in config.layers.get(n, _NO_OVERRIDES).to_dict()
-                for config in spec.configs for n in neuron_layers):
-            problems.append((path, f"every neuron layer of the model sets its own {key} in the "
-                             f"config ({', '.join(neuron_layers)}), so the top-level {key} "
-                             f"changes nothing; sweep layers.<layer>.{key} instead, or remove "
-                             f"the per-layer values from the base config"))
     first: dict[str, int] = {}
     repeats: list[tuple[int, int]] = []
     for point in spec.points:
@@ -539,7 +538,17 @@ def check_against_model(spec: SweepSpec, model: Any) -> None:
             repeats.append((point.index, first[key]))
         else:
             first[key] = point.index
-    if repeats:
+    for path, name in swept:
+        layer, key = _split_field(name)
+        if layer is None and key in OVERRIDABLE_FIELDS and neuron_layers and all(
+                key in config.layers.get(n, _NO_OVERRIDES).to_dict()
+                for config in spec.configs for n in neuron_layers):
+            problems.append((path, f"every neuron layer of the model sets its own {key} in the "
+                             f"config ({', '.join(neuron_layers)}), so the top-level {key} "
+                             f"changes nothing{_repeat_text(repeats)}; sweep "
+                             f"layers.<layer>.{key} instead, or remove the per-layer values from "
+                             f"the base config"))
+    if repeats and not problems:  # (a field that changes nothing explains its repeats)
         shown = ", ".join(f"#{i} = #{j}" for i, j in repeats[:8])
         more = f" and {len(repeats) - 8} more" if len(repeats) > 8 else ""
         problems.append(("", f"{len(repeats)} configuration(s) give the same network as an earlier "
@@ -548,6 +557,17 @@ def check_against_model(spec: SweepSpec, model: Any) -> None:
                          f"nothing" + (", or lower random.n" if spec.random else "")))
     if problems:
         raise SweepError(problems)
+
+
+def _repeat_text(repeats: list[tuple[int, int]]) -> str:
+    """`` (configurations #9, #10 repeat #8)`` for the first group of repeats."""
+    if not repeats:
+        return ""
+    target = repeats[0][1]
+    same = [i for i, j in repeats if j == target]
+    shown = ", ".join(f"#{i}" for i in same[:6]) + (", ..." if len(same) > 6 else "")
+    more = f"; {len(repeats)} repeats in all" if len(repeats) > len(same) else ""
+    return f" (configurations {shown} repeat #{target}{more})"
 
 
 #: Top-level fields that a layer's own value overrides.
