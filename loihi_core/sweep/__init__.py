@@ -99,6 +99,19 @@ configuration order. Backends (``scheduler=``):
 * ``executor=``: any :class:`concurrent.futures.Executor` (thread or process pool, Dask's
   ``client.get_executor()``...).
 
+(``loihi-studio sweep`` without a flag uses ``"local-threads"``; ``--workers N`` a
+LocalCluster of N processes; ``--scheduler ADDR`` a cluster.) An address that accepts TCP
+but does not answer as a Dask scheduler fails within 15 s (:func:`.backends.connect_scheduler`).
+
+Before anything runs, :func:`check_against_model` refuses layer fields the model lacks, a
+swept top-level field that every layer overrides, and configurations that give the same
+network. With ``out=``, :func:`run_sweep` checks the CSV first, appends each configuration's
+row as soon as it is complete (flushed to disk: a crash after N configurations keeps N rows),
+and ``resume=True`` runs only the configurations the file lacks.
+
+The package: :mod:`.spec` (the document), :mod:`.evaluate` (one task), :mod:`.backends`
+(where tasks run), :mod:`.run` (:func:`run_sweep`), :mod:`.results` (the table).
+
 A worker process that dies has its tasks rescheduled by Dask; a task that raises is
 retried ``retries`` times. Dask workers set a per-worker ``NUMBA_CACHE_DIR`` (under the
 original ``NUMBA_CACHE_DIR`` or the temp dir), seeded from this machine's Numba cache, so
