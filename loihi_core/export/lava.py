@@ -69,7 +69,7 @@ simulation gave the reader's spikes bit for bit.
 
 **Dense layers whose weights are all <= 0.** NetX does not pass its dense weights to Lava
 as written: its optimiser (``netx.utils.optimize_weight_bits``) shifts the matrix left so
-that it fills 8 bits (to -256 for an all-negative matrix whose most negative weight is a
+that it fills 8 bits (to -256 when no weight is positive and the most negative one is a
 power of two) and sets a weight exponent that shifts the sum back; Lava's bit-accurate
 ``Dense`` model then classifies the matrix again, as *inhibitory* when no weight is
 positive, whose 8-bit magnitudes stop at 255: -256 is clipped to -255, then truncated to
@@ -78,10 +78,11 @@ instead of -2^k, j the trailing zero bits the weights share, minus 1 if some are
 other matrix (any positive weight, or a most negative weight that is not a power of two)
 goes through exactly. :func:`netx_dense_weights` follows that path on the written integers
 and the export reports the difference (refuses it with ``exact=True``): the file cannot
-avoid it, since the effect depends only on the values NetX reads. With our discretizer it
-happens only to all-non-positive dense layers whose weights were requantized from a
-negative weight exponent (exponent 0 puts the most negative weight at -254), which
-``exact=True`` already refuses. An all-zero dense matrix is refused: NetX's optimiser
+avoid it, since the effect follows from the integers themselves (any file holding them gets
+it, and other integers would be other weights). With our discretizer, for a layer with one
+input connection, it happens only to all-non-positive dense layers whose weights were
+requantized from a negative weight exponent (at exponent 0 the most negative weight is
+-254), which ``exact=True`` already refuses. An all-zero dense matrix is refused: NetX's optimiser
 divides by its largest weight and cannot load it.
 
 **Approximations are explicit.** A bias that is not a multiple of 64, or weights with an
