@@ -502,6 +502,9 @@ def test_a_server_speaking_another_protocol_fails_with_exit_2(tutorial, tmp_path
         server.close()
     assert f"scheduler: {server.address!r} did not answer as a Dask scheduler" in err
     assert load_results(tmp_path / "r.csv").empty  # the header only: nothing ran, nothing lost
+    assert main(["sweep", str(ref.keras_path), "--data", str(tmp_path / "d.npz"), "--grid",
+                 str(tmp_path / "g.json"), "--threads", "--out", str(tmp_path / "r.csv")]) == 0
+    assert len(load_results(tmp_path / "r.csv")) == 1  # a header-only file needs no --resume
 
 
 def test_a_closed_port_cannot_be_reached():

@@ -88,7 +88,7 @@ def check_output_csv(path: str | os.PathLike, *, resume: bool = False, overwrite
         if not p.is_file():
             refuse(f"{str(p)!r} exists and is not a regular file (a device, pipe, socket or "
                    f"broken link); give a .csv file path")
-        if p.stat().st_size > 0 and not (resume or overwrite):
+        if _has_rows(p) and not (resume or overwrite):
             refuse(f"{str(p)!r} already exists; add --resume to keep its rows and run only the "
                    f"configurations it lacks, or --overwrite to start again")
         if not os.access(p, os.W_OK):
@@ -99,6 +99,17 @@ def check_output_csv(path: str | os.PathLike, *, resume: bool = False, overwrite
     except OSError as exc:
         refuse(f"cannot write into the folder {str(parent)!r}: {exc.strerror or exc}")
     return p
+
+
+def _has_rows(path: Path) -> bool:
+    """Whether a file has more than a header line (a sweep that failed to start leaves
+    only the header: running it again needs neither ``--resume`` nor ``--overwrite``)."""
+    try:
+        with open(path, "rb") as f:
+            f.readline()
+            return bool(f.readline().strip())
+    except OSError:
+        return True
 
 
 class ResultsWriter:
