@@ -26,7 +26,7 @@ from loihi_core.emulator import Emulator
 from loihi_core.errors import LoihiStudioError
 from loihi_core.export import (FORMATS, NETX_DIFFERENCES, ExportError, ExportWarning, export,
                                export_json, export_lava_hdf5)
-from loihi_core.export.lava import unsplit_chip
+from loihi_core.export.lava import _Quantizer, netx_dense_weights, unsplit_chip
 from loihi_core.graph import file_sha256
 from loihi_core.mapping import map_to_chip
 from loihi_core.network import Connection, NeuronLayer, Readout, SpikingNetwork
@@ -178,7 +178,10 @@ def test_a_tuned_split_mapping_is_not_used_for_the_file(tmp_path):
     result = _quiet_export(net, tmp_path / "tuned.net", chip=tuned)
     _quiet_export(net, tmp_path / "plain.net")
     _same_files(tmp_path / "tuned.net", tmp_path / "plain.net")
-    assert any("'conv0', 'conv1' give per-core scales" in n for n in result.notes)
+    # conv0's tuned tiles (2, 2, 8) keep all 8 channels: the same integers as the file;
+    # conv1's (4, 4, 4) split its channels
+    note = next(n for n in result.notes if "discretized as one block" in n)
+    assert "block shapes of 'conv1' split channels" in note and "'conv0'" not in note
 
 
 def test_reader_rejects_what_netx_cannot_read(tmp_path):
@@ -367,6 +370,103 @@ def test_with_mixed_sign_weights_only_the_vmin_clamp_differs(tmp_path):
     lava = [run_cuba(layers, h) for h in host]
     assert min(run.min_voltage for run in lava) < 0
     assert _compare(net, result, lava)[1] > 0
+
+
+def test_blocks_that_keep_all_channels_reproduce_the_file(tmp_path):
+    """The file is discretized per layer. The layer shapes as block shapes cannot be run
+    (a whole tutorial conv layer does not fit a core: the emulator refuses it), but tiles
+    that keep every channel of a conv layer, with dense layers whole, give every block the
+    unsplit layer's scales, so the emulator on that runnable mapping gives exactly the
+    file's spikes (compared with ``run_cuba`` on the file, every spike of every layer)."""
+    net = roundtrip_network(LoihiSpikingRectifiedLinear(), None, signed=False, seed=3)
+    tiles = {"conv0": (4, 4, 4), "conv1": (2, 3, 6)}  # 4 and 2 blocks, all channels each
+    tiled = map_to_chip(net, block_shapes=tiles, raise_on_overflow=False)
+    assert not tiled.errors
+    assert len(tiled.blocks_of("conv0")) == 4 and len(tiled.blocks_of("conv1")) == 2
+    images = np.random.default_rng(4).uniform(0, 1, (2, 8, 8, 1)).astype(np.float32)
+    result, runs = _emulate_and_run_file(net, tmp_path / "rt.net", images)
+    on_tiles = Emulator(tiled).run(images, mode="independent", record="all")
+    for name in ("conv0", "conv1", "dense0", "dense1"):
+        np.testing.assert_array_equal(on_tiles.spikes[name], result.spikes[name], err_msg=name)
+    total, mismatches = _compare(net, on_tiles, runs)
+    assert total > 1000 and mismatches == 0
+
+    tutorial = reference_network("tutorial_random")
+    unsplit = unsplit_chip(tutorial)
+    assert any("conv0" in e and "exceed the per-core max 1024" in e for e in unsplit.errors)
+    with pytest.raises(ValueError, match="over-limit blocks and cannot run"):
+        Emulator(unsplit)
+    channels = map_to_chip(tutorial, block_shapes={"conv0": (4, 8, 32), "conv1": (2, 2, 64),
+                                                   "dense0": (50,)}, raise_on_overflow=False)
+    assert not channels.errors
+    for name in ("conv0", "conv1", "dense0"):
+        (whole,) = unsplit.blocks_of(name)
+        for block in channels.blocks_of(name):
+            c, u = block.compartments, whole.compartments
+            same = (c.info["v_scale"] == u.info["v_scale"] and c.info["w_exp"] == u.info["w_exp"]
+                    and np.all(c.vth == u.vth[0]))
+            # conv tiles with all channels: every block as the file; dense0 must be split
+            # (100 neurons need 2.06 M synapse bits): its blocks get their own scales
+            assert same == (name != "dense0") or block is channels.blocks_of(name)[-1], name
+        if name != "dense0":
+            np.testing.assert_array_equal(
+                np.concatenate([b.compartments.bias for b in channels.blocks_of(name)])[
+                    np.argsort(np.concatenate([b.neuron_ids for b in channels.blocks_of(name)]))],
+                whole.compartments.bias[np.argsort(whole.neuron_ids)])
+    result = _quiet_export(tutorial, tmp_path / "tut.net")
+    note = next(n for n in result.notes if "discretized as one block" in n)
+    assert "dense layer(s) 'dense0' do not fit one core whole" in note
+
+
+@pytest.mark.parametrize("weights, per_spike", [
+    # all < 0, most negative -2^7: NetX shifts by 1 to -256, Lava clips to -255, truncates
+    # 2 bits (the weights share 1 zero bit, plus the shift): -252 >> 1 = -126
+    ([[-128, -64, -2]], [[-126, -64, -2]]),
+    ([[-64, -64, -32]], [[-32, -32, -32]]),  # shared bits 5: -64 + 2^5
+    ([[-2, -2]], [[0, 0]]),                  # the whole 8 bits truncated: the weights vanish
+    ([[0, -128]], [[0, -64]]),               # a 0 makes NetX take it as mixed: -128 + 2^(7-1)
+    ([[-254, -2]], [[-254, -2]]),            # most negative not a power of two: exact
+    ([[-128, 64]], [[-128, 64]]),            # any positive weight: mixed in both, exact
+    ([[2, 128]], [[2, 128]]),                # excitatory, exact
+    ([[-254, 254, 0]], [[-254, 254, 0]]),
+])
+def test_netx_dense_weights_follow_netx_and_lava(weights, per_spike):
+    """``netx_dense_weights`` reproduces, on integers, NetX's optimiser and Lava's
+    bit-accurate dense model; what Lava adds per spike is ``weights >> shift``, exact
+    multiples here (every weight keeps at least ``shift`` zero bits)."""
+    got, shift = netx_dense_weights(np.array(weights))
+    assert np.all(got % (1 << shift) == 0)
+    np.testing.assert_array_equal(got >> shift, per_spike)
+    assert netx_dense_weights(np.zeros((3, 2), np.int64)) is None  # NetX cannot load it
+
+
+def test_all_non_positive_dense_layer_is_reported_or_refused(tmp_path):
+    """All weights of 'a' <= 0 at weight exponent -1: requantized to even 8-bit weights
+    whose most negative is -128 (some round to 0), which NetX shifts to -256 and Lava clips
+    to -255, i.e. -127 per spike: reported with the numbers, refused with exact=True; an
+    all-zero dense layer cannot be loaded by NetX."""
+    net = _dense_network((1000, 1))
+    conn = net.connections_into("a")[0]
+    conn.weights = -conn.weights
+    with pytest.warns(ExportWarning) as caught:
+        result = export_lava_hdf5(net, tmp_path / "neg.net")
+    texts = [str(w.message) for w in caught]
+    netx = [t for t in texts if "NetX scales such a matrix to -256" in t]
+    assert len(netx) == 1 and "layer 'a'" in netx[0]
+    assert "most negative, -128, is a power of two" in netx[0] and "adds -127 instead of -128" in netx[0]
+    assert netx[0] in result.notes
+    written = read_netx(tmp_path / "neg.net")[1].weight
+    got, shift = netx_dense_weights(written)
+    assert written.min() == -128 and written.max() == 0 and np.any(got >> shift != written)
+    with pytest.raises(ExportError, match="exact export refused"):
+        export_lava_hdf5(net, tmp_path / "neg2.net", exact=True)
+    with pytest.raises(ExportError, match="NetX scales such a matrix") as info:
+        _Quantizer(exact=True).dense_for_netx(np.array([[-128, -2]]), net.layers["a"], 64 * 100)
+    assert info.value.layer == "a"
+    conn.weights = np.zeros_like(conn.weights)
+    with pytest.raises(ExportError, match="NetX cannot load an all-zero dense weight matrix"):
+        _quiet_export(net, tmp_path / "zero.net")
+    assert not (tmp_path / "zero.net").exists()
 
 
 # ---------------------------------------------------------------------------------------

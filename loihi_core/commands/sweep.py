@@ -16,6 +16,11 @@ Where it runs:
   ``dask worker tcp://host:8786 --nthreads 1`` with the same loihi-studio installed),
   which is where sweeps scale: more cores and machines.
 
+``--out`` is checked before anything else (its folder exists and is writable, it is not a
+folder or a device, an existing file needs ``--resume`` or ``--overwrite``); each
+configuration's row is appended to it as soon as the configuration is done, so a crash or
+Ctrl-C after N configurations keeps N rows, and ``--resume`` runs only the others.
+
 Exit code 0 when at least one configuration ran, 1 when none did (every row has an
 error), 2 for invalid input.
 """
@@ -59,7 +64,15 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--retries", type=int, default=2, metavar="N",
                         help="retries of a failed task (default 2)")
     parser.add_argument("--out", required=True, metavar="results.csv",
-                        help="CSV to write, one row per configuration")
+                        help="CSV to write, one row per configuration, each written as soon as "
+                             "its configuration is done (checked before anything runs)")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="keep the rows already in --out and run only the configurations "
+                            "it lacks (after a crash or Ctrl-C)")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace an existing --out (without it, or --resume, an existing "
+                            "file is refused)")
     return parser
 
 
@@ -87,7 +100,11 @@ def run(args: argparse.Namespace) -> int:
     from ..data import load_images_npz
     from ..errors import ConfigError
     from ..graph import load_model
-    from ..sweep import load_sweep, pareto_front, run_sweep, save_results, best_row
+    from ..sweep import best_row, load_sweep, pareto_front, run_sweep
+    from ..sweep.results import check_output_csv
+
+    # --out first: a sweep must not run for an hour and then find it cannot write.
+    check_output_csv(args.out, resume=args.resume, overwrite=args.overwrite, what="--out")
 
     for flag, value, low in (("--shard-size", args.shard_size, 1), ("--n-images", args.n_images, 1),
                              ("--retries", args.retries, 0), ("--workers", args.workers, 1),
@@ -127,13 +144,17 @@ def run(args: argparse.Namespace) -> int:
             last[0] = now
 
     df = run_sweep(graph, images, labels, spec, scheduler=scheduler, n_workers=n_workers,
-                   shard_size=args.shard_size, retries=args.retries, progress=progress)
-    save_results(df, args.out)
+                   shard_size=args.shard_size, retries=args.retries, progress=progress,
+                   out=args.out, resume=args.resume, overwrite=args.overwrite)
 
     wall = df.attrs["wall_seconds"]
     n_ok = int((df["error"] == "").sum())
-    print(f"\n{len(df)} configurations ({n_ok} ran, {len(df) - n_ok} with errors) in {wall:.1f} s "
-          f"on {df.attrs['backend']}: {len(df) * len(images) / wall:,.1f} configuration-images/s")
+    resumed = df.attrs.get("resumed", 0)
+    ran = len(df) - resumed
+    kept = f", {resumed} kept from {args.out}" if resumed else ""
+    print(f"\n{len(df)} configurations ({n_ok} ran, {len(df) - n_ok} with errors{kept}) in "
+          f"{wall:.1f} s on {df.attrs['backend']}: {ran * len(images) / wall:,.1f} "
+          f"configuration-images/s")
     best = best_row(df)
     if best is not None:
         print(f"best accuracy: {_line(best.to_dict(), fields)}")

@@ -23,7 +23,14 @@ Three formats (``loihi-studio export MODEL.keras --config CFG.json --format F --
 
 Errors are :class:`ExportError` (a :class:`~loihi_core.errors.LoihiStudioError`): unknown
 format, an on-chip layer the format cannot express, a refused approximation
-(``exact=True``), an output path that cannot be written. Approximations that are made
+(``exact=True``), an output path that cannot be written.
+
+Output paths are checked before anything is computed, and exports create or replace
+**regular files only**: a folder, a device node (``/dev/full``), a named pipe or a socket at
+the destination is refused, and so is a **symbolic link**, whatever it points to (replacing
+it would cut the link, writing through it would change a file the command did not name:
+give the target itself). A folder reached through a link is fine, and a parent that is a
+file gets its own message. Approximations that are made
 are reported as :class:`ExportWarning` and in :attr:`ExportResult.notes`.
 """
 
@@ -84,6 +91,7 @@ def export(model: Any, config: Any, path: Any, format: str, *, exact: bool = Fal
     """
     check_format(format)
     if format == "json":
+        check_output_file(path)  # fail before the (slow) conversion
         if model is not None:
             from ..convert import convert
 

@@ -2,12 +2,15 @@
 
 Every exporter writes through :func:`atomic_write`, so a failed export never leaves a
 half-written file where a previous good one was: the data goes to a temporary file in the
-destination folder and is moved into place only when it is complete.
+destination folder and is moved into place only when it is complete. Exports write regular
+files only: :func:`check_output_file` refuses folders, device nodes, pipes, sockets and
+symbolic links at the destination, before anything is computed.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,18 +66,69 @@ def check_format(fmt: str) -> str:
 
 
 def check_output_file(path: str | os.PathLike) -> Path:
-    """Validate an output *file* path: its folder must exist and it must not be a folder."""
+    """Validate an output *file* path before anything is computed.
+
+    Exports create or replace **regular files only**:
+
+    * an existing folder, device node (``/dev/full``, ``/dev/null``), named pipe or socket
+      at ``path`` is refused (replacing it would destroy it or write nowhere);
+    * a symbolic link at ``path`` is refused, whatever it points to: replacing it would
+      silently cut the link, and writing through it would change a file the user did not
+      name. Give the link's target instead. (Folders reached through links are fine.)
+    * the parent must be an existing folder; a parent that is a file gets its own message.
+
+    Raises
+    ------
+    ExportError
+        Naming the path and what to do.
+    """
     path = Path(path)
     if str(path) in ("", "."):
         raise ExportError("no output path given")
+    refuse_special(path)
     if path.is_dir():
         raise ExportError(f"output path {str(path)!r} is a directory; give a file name "
                           f"(e.g. {str(path / 'net.net')!r})")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ExportError(f"cannot write {str(path)!r}: the folder {str(parent)!r} does not "
-                          f"exist; create it first")
+    check_parent_folder(path)
     return path
+
+
+def refuse_special(path: Path) -> None:
+    """:class:`ExportError` when ``path`` is a symbolic link or exists as a special file."""
+    if path.is_symlink():
+        try:
+            target = os.readlink(path)
+        except OSError:  # pragma: no cover - a link that vanished meanwhile
+            target = "?"
+        raise ExportError(f"output path {str(path)!r} is a symbolic link (to {target!r}); exports "
+                          f"write only regular files and do not follow or replace links: give "
+                          f"the target path itself, or remove the link")
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # absent (or its parent is not a folder): checked elsewhere
+        return
+    kind = next((name for test, name in ((stat.S_ISCHR, "character device"),
+                                         (stat.S_ISBLK, "block device"),
+                                         (stat.S_ISFIFO, "named pipe"),
+                                         (stat.S_ISSOCK, "socket")) if test(mode)), None)
+    if kind is not None:
+        raise ExportError(f"output path {str(path)!r} is a {kind}, not a regular file; exports "
+                          f"only create or replace regular files: give a file name")
+
+
+def check_parent_folder(path: Path) -> None:
+    """:class:`ExportError` unless ``path``'s parent is an existing folder."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.is_dir():
+        return
+    ancestor = parent
+    while not ancestor.exists() and ancestor != ancestor.parent:  # the nearest that exists
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise ExportError(f"cannot write {str(path)!r}: {str(ancestor)!r} is a file, not a "
+                          f"folder")
+    raise ExportError(f"cannot write {str(path)!r}: the folder {str(parent)!r} does not "
+                      f"exist; create it first")
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -93,6 +147,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     try:
         write(tmp_path)
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; use the usual mode
+        refuse_special(path)  # again: the path may have changed while we computed
         os.replace(tmp_path, path)
     except OSError as exc:
         raise ExportError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None

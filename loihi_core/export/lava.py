@@ -36,10 +36,19 @@ Decisions
 scales. A netx layer has one threshold and one integer weight tensor, and Lava's compiler
 does its own partitioning. So each layer is discretized as one block,
 ``map_to_chip(network, block_shapes={layer: layer.shape}, raise_on_overflow=False)`` —
-exactly what NengoLoihi does with ``BlockShape`` equal to the layer shape. Consequence:
-the file equals our emulator run on that unsplit mapping (tested spike for spike); with
-the tuned block shapes, the emulator's per-block integers can differ (typically a
-slightly finer weight resolution in blocks whose largest weight is smaller).
+exactly what NengoLoihi does with ``BlockShape`` equal to the layer shape. Such a mapping
+is only a way to compute the integers: a whole conv layer rarely fits one core, so it
+cannot be run on the chip or emulated as it is. What the emulator runs bit for bit like the
+file is a mapping whose block shapes **keep all channels of a conv layer in each block**
+(spatial tiles ``(rows, cols, C)``) and **dense layers whole**: a block's scales depend on
+the largest weight of its synapses and on its thresholds and biases, and such blocks see the
+whole kernel (every output channel, every tap) and every channel's bias, so every block gets
+the unsplit layer's integers (``tests/test_export.py`` runs one and compares every spike).
+Tuned block shapes that split channels, or a dense layer, can give blocks their own scales
+(typically a slightly finer weight resolution in blocks whose largest weight is smaller). A
+dense layer too big for one core (the bundled example's ``dense0``: 100 neurons need 2.06 M
+synapse bits, a core has 1 M) has to be split on the chip, so there the file's single scale
+and the chip's per-block scales differ; the export's notes name such layers.
 
 **The host layer stays on the host.** The first neuron layer(s) turn images into spikes
 off chip (a float neuron step, and a conv from a Node cannot go on chip), and netx's
@@ -49,6 +58,32 @@ the first on-chip layer sees it. Give Lava a binary array per step: ``(W, H, C)`
 x, y, channel order, i.e. our ``(H, W, C)`` spikes transposed ``(1, 0, 2)``) when the first
 on-chip layer is a conv, or the spikes flattened in Keras (channels-last) order when it is
 dense. Loihi Studio's emulator gives those spikes one step later to the chip.
+
+**Timing: one step per layer, as in our emulator.** Lava's Dense and Conv process models
+send at step t what they accumulated at step t − 1, so a layer's spikes reach the next
+layer one step later, the host layer's included — our emulator's (and NengoLoihi's)
+latency. Verified by the emulator round trip: ``tests/test_export.py`` runs the file with
+Lava's CUBA step (``tests/lava_reader.py``) and compares every spike of every layer with the
+emulator, and Lava-dl 0.6 NetX running our ``.net`` of the bundled example in Lava's CPU
+simulation gave the reader's spikes bit for bit.
+
+**Dense layers whose weights are all <= 0.** NetX does not pass its dense weights to Lava
+as written: its optimiser (``netx.utils.optimize_weight_bits``) shifts the matrix left so
+that it fills 8 bits (to -256 when no weight is positive and the most negative one is a
+power of two) and sets a weight exponent that shifts the sum back; Lava's bit-accurate
+``Dense`` model then classifies the matrix again, as *inhibitory* when no weight is
+positive, whose 8-bit magnitudes stop at 255: -256 is clipped to -255, then truncated to
+the precision NetX computed, so each spike through those weights adds less (-2^k + 2^j
+instead of -2^k, j the trailing zero bits the weights share, minus 1 if some are 0). Every
+other matrix (any positive weight, or a most negative weight that is not a power of two)
+goes through exactly. :func:`netx_dense_weights` follows that path on the written integers
+and the export reports the difference (refuses it with ``exact=True``): the file cannot
+avoid it, since the effect follows from the integers themselves (any file holding them gets
+it, and other integers would be other weights). With our discretizer, for a layer with one
+input connection, it happens only to all-non-positive dense layers whose weights were
+requantized from a negative weight exponent (at exponent 0 the most negative weight is
+-254), which ``exact=True`` already refuses. An all-zero dense matrix is refused: NetX's optimiser
+divides by its largest weight and cannot load it.
 
 **Approximations are explicit.** A bias that is not a multiple of 64, or weights with an
 exponent ≠ 0 (the discretizer lowers the exponent when threshold or bias would overflow
@@ -65,6 +100,7 @@ Lava CUBA step and our emulator's step are the same integer computation.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,12 +132,15 @@ NETX_DIFFERENCES: tuple[str, ...] = (
     "adding it to the current; Lava only wraps the current (24 bits)",
     "voltage: NengoLoihi clips V to [vmin, vmax] (vmax = 2^23 - 1) and wraps current + bias "
     "to 24 bits; Lava clips V to +-(2^23 - 1)",
-    "timing: our emulator delivers a layer's spikes to the next layer one step later (host "
-    "spikes too); Lava's per-layer latency depends on its process models (not verified here)",
     "host layer: the first (off-chip) layer is not in the file; the network's input is that "
     "layer's spike train",
     "per-block scales: the file is discretized per layer (unsplit); the tuned mapping may "
-    "discretize each core's block with its own scale",
+    "discretize each core's block with its own scale (block shapes that keep all channels of "
+    "a conv layer in each block, and dense layers whole, give the file's integers)",
+    "all-non-positive dense weights: when every weight of a dense layer is <= 0 and the most "
+    "negative is a power of two, NetX's weight optimiser and Lava's bit-accurate dense model "
+    "disagree and Lava adds less per spike through those weights (reported, refused with "
+    "exact=True; see netx_dense_weights)",
 )
 
 _NETX_WEIGHT_MIN, _NETX_WEIGHT_MAX = -256, 254
@@ -232,12 +271,82 @@ def unsplit_chip(network: SpikingNetwork, chip: ChipModel | None = None) -> Chip
                        raise_on_overflow=False)
 
 
+def keeps_layer_integers(layer: NeuronLayer) -> bool:
+    """Whether ``layer``'s block shape gives every block the unsplit layer's integers.
+
+    True for no block shape, the whole layer, and conv tiles that keep all channels
+    ``(rows, cols, C)`` (see the module docstring); False for a split dense layer or a
+    conv block shape with fewer channels.
+    """
+    shape, block = tuple(layer.shape), layer.block_shape
+    if block is None or tuple(block) == shape:
+        return True
+    return len(shape) == 3 and len(block) == 3 and int(block[-1]) == int(shape[-1])
+
+
 def _uniform(values: np.ndarray, what: str, layer: str) -> int:
     values = np.asarray(values)
     if values.size == 0 or not np.all(values == values.flat[0]):
         raise ExportError(f"layer {layer!r}: {what} differs between neurons; a netx layer has "
                           f"one {what}", layer=layer)
     return int(values.flat[0])
+
+
+def netx_dense_weights(weight: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """What Lava computes with a dense weight matrix as NetX reads it from the file.
+
+    Follows, on integers, what lava-dl 0.6 NetX and Lava 0.10 do with a ``dense`` layer's
+    ``weight`` (our reading of their sources; see the module docstring): NetX's optimiser
+    picks a sign mode from the matrix (inhibitory if every weight is < 0, excitatory if
+    none is, else mixed), shifts the weights left by ``s`` bits to fill 8 bits and sets the
+    weight exponent to ``-s``, with a weight precision from the trailing zero bits the
+    weights share; Lava's bit-accurate ``Dense`` model picks the sign mode again (inhibitory
+    if no weight is > 0), clips to that mode's 8-bit range (inhibitory magnitudes <= 255),
+    truncates to the precision, and shifts each step's sum right by ``s``.
+
+    Parameters
+    ----------
+    weight
+        The integers written, any orientation.
+
+    Returns
+    -------
+    (weights, shift) or None
+        The integers Lava adds per spike before its right shift by ``shift``: the file is
+        reproduced exactly when ``weights == weight << shift``. ``None`` when NetX cannot
+        load the matrix (all zero: its optimiser divides by the largest weight).
+    """
+    w = np.asarray(weight, np.int64)
+    if w.size == 0:
+        return None
+    hi, lo = int(w.max()), int(w.min())
+    if hi == 0 and lo == 0:
+        return None
+    if hi < 0:  # NetX's sign mode: inhibitory, excitatory or mixed
+        signed, scale = 0, 256 / -lo
+    elif lo >= 0:
+        signed, scale = 0, 255 / hi
+    else:
+        signed, scale = 1, min(127 / hi if hi > 0 else math.inf, 128 / -lo)
+    shift = int(math.floor(math.log2(scale))) + signed
+    shared = next((n for n in range(8, 0, -1) if not np.any(w % (1 << n))), 0)
+    n_bits = 8 - shift - (shared - signed)
+    if shift < 0:  # pragma: no cover - cannot happen for weights in [-256, 254]
+        return None
+    w = w << shift
+    if w.min() >= 0:  # Lava's sign mode, clip and truncation
+        mode_mixed, inhibitory, lo_clip = 0, False, 0
+    elif w.max() <= 0:
+        mode_mixed, inhibitory, lo_clip = 0, True, 0
+    else:
+        mode_mixed, inhibitory, lo_clip = 1, False, -256
+    magnitude = -w if inhibitory else w
+    magnitude = np.clip(magnitude, lo_clip, 255)
+    cut = 8 - n_bits + mode_mixed
+    if cut < 0:  # pragma: no cover - not reached by even weights
+        return None
+    magnitude = (magnitude >> cut) << cut
+    return (-magnitude if inhibitory else magnitude), shift
 
 
 def _requantize(values: np.ndarray, divisor: int, step: int) -> np.ndarray:
@@ -280,6 +389,29 @@ class _Quantizer:
                f"{err:g} = {err / vth:.2e} of the threshold per step)")
         self._lossy(msg, layer.name)
         return out
+
+    def dense_for_netx(self, matrix: np.ndarray, layer: NeuronLayer, vth: int) -> None:
+        """Report (or refuse) a dense matrix that NetX + Lava do not reproduce exactly."""
+        lava = netx_dense_weights(matrix)
+        if lava is None:
+            raise ExportError(f"layer {layer.name!r}: all its weights are 0 in chip integers, and "
+                              f"NetX cannot load an all-zero dense weight matrix (its weight "
+                              f"optimiser divides by the largest weight); raise the layer's "
+                              f"weights or keep it off the exported chip part", layer=layer.name)
+        got, shift = lava
+        want = np.asarray(matrix, np.int64) << shift
+        if np.array_equal(got, want):
+            return
+        bad = got != want
+        old, new = int(matrix[bad].flat[0]), got[bad].flat[0] / (1 << shift)
+        err = float(np.abs(got - want).max()) / (1 << shift) * 64
+        msg = (f"layer {layer.name!r}: all its weights are <= 0 and the most negative, "
+               f"{int(matrix.min())}, is a power of two: NetX scales such a matrix to -256, "
+               f"which Lava's bit-accurate dense model, taking it as inhibitory (8-bit "
+               f"magnitudes up to 255), clips to -255 and truncates, so in Lava each spike "
+               f"through {int(bad.sum())} of its {matrix.size} weights adds {new:g} instead of "
+               f"{old} (x64; largest change {err:g} = {err / vth:.2e} of the threshold per spike)")
+        self._lossy(msg, layer.name)
 
     def _lossy(self, msg: str, layer: str) -> None:
         if self.exact:
@@ -420,19 +552,26 @@ def netx_layers(network: SpikingNetwork, *, exact: bool = False, chip: ChipModel
             elif prev is not None and n_pre != prev.n_neurons:  # pragma: no cover - converter invariant
                 raise ExportError(f"layer {layer.name!r}: reads {n_pre} inputs from "
                                   f"{prev.name!r} of {prev.n_neurons} neurons", layer=layer.name)
+            quant.dense_for_netx(matrix, layer, vth)
             layers.append(NetxLayer(
                 "dense", (layer.n_neurons,), layer.name, weight=matrix.T.astype(np.int16),
                 bias=bias.astype(np.int32), neuron=neuron,
                 params={"inFeatures": n_pre, "outFeatures": layer.n_neurons}))
         prev = layer
 
-    split = [layer.name for layer in on_chip
-             if layer.block_shape is not None and tuple(layer.block_shape) != tuple(layer.shape)]
+    split = [layer.name for layer in on_chip if not keeps_layer_integers(layer)]
+    too_big = [layer.name for layer in on_chip if len(layer.shape) == 1 and any(
+        e.startswith(f"layer {layer.name!r}") for e in chip.errors)]
     notes.append("every on-chip layer was discretized as one block (one threshold and weight "
-                 "scale per layer, as netx needs); the emulator matches this file with block "
-                 "shapes equal to the layer shapes"
-                 + (f"; the tuned block shapes of {', '.join(repr(s) for s in split)} give "
-                    f"per-core scales instead" if split else ""))
+                 "scale per layer, as netx needs); the emulator reproduces this file with block "
+                 "shapes that keep all channels of each conv layer in every block and dense "
+                 "layers whole (the layer shapes themselves rarely fit a core)"
+                 + (f"; the tuned block shapes of {', '.join(repr(s) for s in split)} split "
+                    f"channels or a dense layer and may give per-core scales instead"
+                    if split else "")
+                 + (f"; dense layer(s) {', '.join(repr(s) for s in too_big)} do not fit one "
+                    f"core whole, so on the chip each of their blocks gets its own scale"
+                    if too_big else ""))
     notes.extend(quant.notes)
     return layers, notes, quant.warnings
 

@@ -65,7 +65,8 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .common import ExportError, ExportResult, _umask, atomic_write, write_bytes
+from .common import (ExportError, ExportResult, _umask, atomic_write, check_output_file,
+                     check_parent_folder, refuse_special, write_bytes)
 
 #: Data keys the script accepts for ``--data`` (images, labels), tried in order.
 DATA_KEYS = (("x_test", "y_test"), ("images", "labels"), ("x", "y"))
@@ -558,31 +559,50 @@ def _script_stem(name: str) -> str:
     return f"{stem}_nengo_loihi"
 
 
-def output_paths(out: Any, model_name: str) -> tuple[Path, Path]:
-    """``(script, weights)`` paths for ``out``: a ``.py`` file, or a folder (created if its
-    parent exists) that gets ``<model>_nengo_loihi.py`` and ``.npz`` (``model_name``: the
-    ``.keras`` file's stem or the Keras model name)."""
+def check_output(out: Any) -> Path:
+    """Check ``out`` (a ``.py`` file or a folder) before anything is computed; nothing is
+    created. The rules of :func:`~.common.check_output_file` apply to the files written."""
     out = Path(out)
+    if str(out) in ("", "."):
+        raise ExportError("no output path given")
     if out.suffix == ".py":
-        if out.is_dir():
-            raise ExportError(f"output path {str(out)!r} is a directory")
-        parent = out.parent if str(out.parent) else Path(".")
-        if not parent.is_dir():
-            raise ExportError(f"cannot write {str(out)!r}: the folder {str(parent)!r} does not "
-                              f"exist; create it first")
-        return out, out.with_suffix(".npz")
+        check_output_file(out)
+        check_output_file(out.with_suffix(".npz"))
+        return out
+    if out.is_symlink() and not out.is_dir():
+        refuse_special(out)
     if out.exists() and not out.is_dir():
         raise ExportError(f"output path {str(out)!r} exists and is not a folder; give a folder "
                           f"or a .py file name")
     if not out.exists():
-        if not (out.parent if str(out.parent) else Path(".")).is_dir():
-            raise ExportError(f"cannot create the folder {str(out)!r}: its parent does not exist")
+        try:
+            check_parent_folder(out)
+        except ExportError as exc:
+            if "is a file, not a folder" in str(exc):
+                raise
+            raise ExportError(f"cannot create the folder {str(out)!r}: its parent does not "
+                              f"exist; create it first") from None
+    return out
+
+
+def output_paths(out: Any, model_name: str) -> tuple[Path, Path]:
+    """``(script, weights)`` paths for ``out``: a ``.py`` file, or a folder (created if its
+    parent exists) that gets ``<model>_nengo_loihi.py`` and ``.npz`` (``model_name``: the
+    ``.keras`` file's stem or the Keras model name). Both must be absent or regular files
+    (a folder reached through a symbolic link is fine; a link as a file is refused)."""
+    out = check_output(out)
+    if out.suffix == ".py":
+        return out, out.with_suffix(".npz")
+    if not out.exists():
         try:
             out.mkdir()
         except OSError as exc:
             raise ExportError(f"cannot create the folder {str(out)!r}: {exc.strerror or exc}") from None
     stem = _script_stem(model_name)
-    return out / f"{stem}.py", out / f"{stem}.npz"
+    script, weights = out / f"{stem}.py", out / f"{stem}.npz"
+    check_output_file(script)
+    check_output_file(weights)
+    return script, weights
 
 
 def export_nengo_loihi(graph: Any, config: Any, out_dir_or_path: Any, *,
@@ -607,6 +627,7 @@ def export_nengo_loihi(graph: Any, config: Any, out_dir_or_path: Any, *,
     ExportResult
         Paths ``[script, weights]`` and notes.
     """
+    check_output(out_dir_or_path)  # before the (slow) conversion
     spec = build_spec(graph, config)
     stem = Path(spec.model_source).stem if spec.model_source else spec.model_name
     script_path, weights_path = output_paths(out_dir_or_path, stem)
