@@ -259,10 +259,14 @@ class TunedConfig:
 def load_config(source: str | Path | Mapping | TunedConfig | None) -> TunedConfig:
     """Load a tuned config from a path, a JSON string, a dict, or pass one through.
 
-    ``None`` gives the defaults. Raises :class:`ConfigError` naming every problem.
+    ``None`` gives the defaults. Raises :class:`ConfigError` naming every problem (also
+    for a source of another type, e.g. a list).
     """
     if source is None:
         return TunedConfig()
+    if not isinstance(source, (TunedConfig, Mapping, str, bytes, Path)):
+        raise ConfigError([("", f"expected a tuned config: a path to a .json file, JSON text, a "
+                            f"dict or a TunedConfig, got {type(source).__name__}")])
     if isinstance(source, TunedConfig):
         return source
     if isinstance(source, Mapping):
