@@ -15,7 +15,7 @@ import sys
 import warnings
 
 from . import __version__
-from .errors import LoihiStudioError
+from .errors import DataRangeWarning, LoihiStudioError
 
 #: Set to 1 to get Python's traceback for unexpected errors (bugs) instead of one line.
 DEBUG_ENV = "LOIHI_STUDIO_DEBUG"
@@ -79,9 +79,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     module = _load(args.command)
     prefix = f"loihi-studio {args.command}"
+    shown: set[str] = set()
+
+    def show(message, category, *_args, **_kwargs):
+        # one line each, once: the same data are checked when read and again by the API,
+        # so at most one data-range warning per command
+        key = "range" if issubclass(category, DataRangeWarning) else _one_line(message)
+        if key not in shown:
+            shown.add(key)
+            print(f"{prefix}: warning: {_one_line(message)}", file=sys.stderr)
+
     with warnings.catch_warnings():
-        warnings.showwarning = lambda message, category, *a, **k: print(
-            f"{prefix}: warning: {_one_line(message)}", file=sys.stderr)
+        warnings.showwarning = show
+        warnings.simplefilter("always")
         try:
             return int(module.run(args) or 0)
         except LoihiStudioError as exc:

@@ -26,7 +26,9 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,7 +221,8 @@ def load_images_npz(path: str | os.PathLike, *, require_labels: bool = False,
             raise DataError(f"{shown!r} contains Python objects (pickled arrays), which are not "
                             f"loaded for safety; save plain numeric arrays") from None
         raise DataError(f"cannot read {shown!r}: {exc}") from None
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError, zlib.error, SyntaxError,
+            struct.error, NotImplementedError) as exc:
         raise DataError(f"cannot read {shown!r} (corrupt .npz?): {exc}") from None
     images = check_images(images, where=shown, input_shape=input_shape, input_range=input_range)
     if labels is None:

@@ -206,6 +206,7 @@ def run_rates(network: SpikingNetwork, images: np.ndarray, return_layers: bool =
     output, or (output, layers)
         ``output`` has shape ``(n, *network.readout.shape)``, float64.
     """
+    network, images = _checked(network, images)
     x = _input_matrix(network, images)
     acts = {network.input_name: x}
     ops = {id(c): connection_operator(c) for c in network.connections}

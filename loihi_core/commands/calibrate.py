@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from ._common import (add_model_arguments, check_input_file, check_model_and_config_paths,
-                      check_output_file, fraction, load_inputs, positive_float, positive_int,
+                      check_output_file, fraction, positive_float, positive_int,
                       write_file)
 
 #: Images the final config is evaluated on (from the start of the data file).
@@ -54,6 +54,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..calibrate import FAR_BELOW, TUTORIAL_DEFAULTS, calibrate, evaluate
     from ..config import load_config
+    from ..data import load_images_npz
     from ..errors import ArgumentError
     from ..graph import load_model
 
@@ -65,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
         raise ArgumentError(f"--target-rate: {args.target_rate:g} Hz is not below the "
                             f"one-spike-per-step ceiling ({1.0 / config.dt:g} Hz at dt = "
                             f"{config.dt:g} s); choose a lower target", "--target-rate")
-    all_images, all_labels = load_inputs(args.data)
     graph = load_model(args.model)
+    all_images, all_labels = load_images_npz(
+        args.data, input_shape=tuple(graph[graph.input_names[0]].output_shape),
+        input_range=config.input_range)
     images = all_images[:args.n_images]
     labels = None if all_labels is None else all_labels[:args.n_images]
 
