@@ -11,8 +11,8 @@ everywhere. The rules:
   Every other dtype (bool, complex, other integers, strings, objects) is refused:
   guessing the scale of an ``int64`` array would be a silent wrong answer.
 * **shape**: a batch ``(n, *input_shape)``; a single image ``input_shape`` becomes a
-  batch of one, and ``(n, H, W)`` is accepted for an ``(H, W, 1)`` input. Empty batches
-  are refused.
+  batch of one, ``(n, H, W)`` is accepted for an ``(H, W, 1)`` input and flattened
+  images ``(n, H·W·C)`` for ``(H, W, C)``. Empty batches are refused.
 * **values**: NaN and ±inf are refused.
 * **range**: a tuned config may record the range the model was trained on
   (``"input_range": [0, 1]``; ``calibrate`` writes it from its calibration data, and the
@@ -141,6 +141,9 @@ def _batch_shape(arr: np.ndarray, input_shape: Sequence[int] | None, name: str) 
         return arr[..., None]
     if want[-1:] == (1,) and got == want[:-1] and len(want) > 1:  # one (H, W) image
         return arr[None, ..., None]
+    size = int(np.prod(want))
+    if len(want) > 1 and arr.ndim == 2 and got[1] == size:  # flattened images
+        return arr.reshape(got[0], *want)
     raise DataError(f"{name} has shape {got}, but the model takes {_shape_text(want)} "
                     f"(a batch of n images of shape {want})")
 
