@@ -60,6 +60,7 @@ def f(tmp_path_factory):
         "model": str(DENSE.keras_path), "tmodel": str(TUTORIAL.keras_path), "dir": str(d),
         "missing": str(d / "missing.keras"), "out": str(d / "out.npz"),
         "outcfg": str(d / "out.json"), "nofolder": str(d / "no" / "such" / "o.npz"),
+        "outkeras": str(d / "tuned.keras"), "nofolderkeras": str(d / "no" / "t.keras"),
         "dev": "/dev/null",
         "cfg": _json(d / "cfg.json", good_cfg),
         "tcfg": _json(d / "tcfg.json", case_config("tutorial_random")),
@@ -240,6 +241,12 @@ CLI_CASES = [
     (["map", "@model", "--config", "@c_blockshape"], r"layers\.hidden\.block_shape"),
     (["inspect", "@missing"], r"does not exist"),
     (["tutorial", "--n-test", "5"], r"--n-test: use at least 100 held-out digits"),
+    (["tutorial", "--out", "@cfg"], r"--out: '.*cfg\.json' is a file; give a folder"),
+    (["tutorial", "--json", "@nofolder"], r"--json: cannot write .*: the folder .* does not exist"),
+    (["train", "@model", "--data", "@data", "--out", "@nofolderkeras"], r"--out: directory '.*no' does not exist"),
+    (["train", "@model", "--data", "@missing", "--out", "@outkeras"], r"--data: data file .* does not exist"),
+    (["train", "@missing", "--data", "@data", "--out", "@outkeras"], r"MODEL: model file .* does not exist"),
+    (["train", "@model", "--data", "@data", "--out", "@outkeras", "--epochs", "-1"], r"--epochs"),
 ]
 
 
