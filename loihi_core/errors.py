@@ -67,3 +67,31 @@ class DiscretizationError(LoihiStudioError, ValueError):
 
 class DataError(LoihiStudioError, ValueError):
     """An image/label data file or array is missing, malformed or does not fit the model."""
+
+
+class ArgumentError(LoihiStudioError, ValueError):
+    """A function argument has the wrong type or value (the message names the argument).
+
+    Raised by the public API (``Emulator.run``, ``calibrate``, ``verify``, ``map_to_chip``
+    ...) instead of the ``TypeError``/``AttributeError`` that would otherwise surface from
+    deep inside, so that callers can catch every Loihi Studio error as
+    :class:`LoihiStudioError`.
+
+    Attributes
+    ----------
+    argument
+        The argument's name, e.g. ``"presentation_steps"``.
+    """
+
+    def __init__(self, message: str, argument: str | None = None):
+        self.argument = argument
+        super().__init__(message)
+
+
+class DataRangeWarning(UserWarning):
+    """Input data whose value range looks wrong for the model (e.g. 0-255 floats).
+
+    Issued (not raised) when the model's expected range is unknown and the data merely
+    look suspicious; a range that contradicts the config's ``input_range`` is a
+    :class:`DataError` instead.
+    """

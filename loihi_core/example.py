@@ -81,7 +81,8 @@ def example_config(scales: Mapping[str, float] | None = None,
     """The tutorial's tuned config; ``scales`` overrides ``scale_firing_rates`` per layer.
 
     dt 1 ms, LoihiSpikingRectifiedLinear neurons, scale 100, 5 ms lowpass synapses,
-    "to-spikes" on the host, the tutorial's block shapes on chip.
+    "to-spikes" on the host, the tutorial's block shapes on chip, and the input range
+    the model was trained on (pixels in [0, 1]: 0-255 floats are refused).
     """
     scales = dict(scales or {})
     unknown = sorted(set(scales) - set(NEURON_LAYERS))
@@ -92,7 +93,7 @@ def example_config(scales: Mapping[str, float] | None = None,
                             f"neuron layers are: {', '.join(NEURON_LAYERS)}") for name in unknown])
     config = TunedConfig(dt=0.001, presentation_steps=int(presentation_steps),
                          neuron=LoihiSpikingRectifiedLinear(), scale_firing_rates=SCALE,
-                         synapse=0.005,
+                         synapse=0.005, input_range=(0.0, 1.0),
                          layers={"to-spikes": LayerOverrides(on_chip=False),
                                  **{name: LayerOverrides(block_shape=shape)
                                     for name, shape in BLOCK_SHAPES.items()}})

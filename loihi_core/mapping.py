@@ -514,6 +514,37 @@ class _LayerMapping:
     cache_key: tuple
 
 
+def check_layers_can_fit(network: SpikingNetwork, chip: list[NeuronLayer]) -> None:
+    """Refuse, before any weights are materialised, a layer no block shape can fit.
+
+    A dense connection gives every block one input axon per presynaptic neuron, whatever
+    the block shape, so a fan-in over :data:`~loihi_core.chip.RESOURCE_LIMITS`
+    ``in_axons`` never fits; nor does a layer with more neurons than the board's
+    compartments. Without this check, mapping a 20 000 × 20 000 Dense layer built ~12 GB
+    of per-block weight copies before the over-limit block was found.
+    """
+    axon_limit = RESOURCE_LIMITS["in_axons"]
+    board = RESOURCE_LIMITS["compartments"] * CORES_PER_CHIP * MAX_CHIPS
+    for layer in chip:
+        if layer.n_neurons > board:
+            raise MappingError(
+                f"layer {layer.name!r} has {layer.n_neurons:,} neurons, more than the "
+                f"{board:,} compartments of a full {MAX_CHIPS}-chip board; reduce the layer",
+                layer=layer.name, resource="compartments", used=layer.n_neurons, limit=board)
+        for conn in network.connections_into(layer.name):
+            if conn.kind != "dense":
+                continue
+            fan_in = int(np.asarray(conn.weights.shape)[0])
+            if fan_in > axon_limit:
+                raise MappingError(
+                    f"layer {layer.name!r}: its dense input from {conn.pre!r} has {fan_in:,} "
+                    f"neurons, and every block of a dense layer needs one input axon per "
+                    f"input neuron (max {axon_limit} per core), so no block shape fits; "
+                    f"reduce {conn.pre!r} to at most {axon_limit} neurons or keep "
+                    f"{layer.name!r} off chip", layer=layer.name, resource="in_axons",
+                    used=fan_in, limit=axon_limit)
+
+
 def _resolve_block_shapes(network: SpikingNetwork, chip: list[NeuronLayer],
                           block_shapes: Mapping[str, Any] | None, auto: bool) -> dict[str, tuple]:
     requested = {}
@@ -555,9 +586,15 @@ def map_to_chip(network: SpikingNetwork, block_shapes: Mapping[str, Any] | None 
     Raises
     ------
     MappingError
-        Naming the layer, the resource, used vs max, and a block shape that fits.
+        Naming the layer, the resource, used vs max, and a block shape that fits. A layer
+        that no block shape can fit (dense fan-in over a core's input axons, more neurons
+        than the board has compartments) is refused before its weights are built.
     """
+    from .arguments import as_network
+
+    network = as_network(network)  # also takes a LayerGraph, keras.Model or path
     host, chip = chip_layers(network)
+    check_layers_can_fit(network, chip)
     shapes = _resolve_block_shapes(network, chip, block_shapes, auto_block_shapes)
     dt = float(network.dt)
     plans = []
@@ -743,11 +780,14 @@ def _validate(model: ChipModel, raise_on_overflow: bool) -> None:
     for block in model.blocks:
         if any(syn.idx_bits < 0 for syn in block.synapses) and (block.layer, "index") not in reported:
             reported.add((block.layer, "index"))
+            span = _index_span(block)
             msg = (f"layer {block.layer!r} block {block.index}: synapse indices need more than 12 "
-                   f"bits (the block spans too many compartments); use a smaller block_shape")
+                   f"bits (the block's synapses address {span} compartments, max "
+                   f"{1 << dz.INDEX_BITS_MAP[-1]}); use a smaller block_shape")
             model.errors.append(msg)
             if raise_on_overflow:
                 raise MappingError(msg, layer=block.layer, resource="synapse_bits",
+                                   used=span, limit=1 << dz.INDEX_BITS_MAP[-1],
                                    suggestion=_suggestion(model.network, block.layer,
                                                           model.block_shapes))
         for resource in block.overflows():
@@ -766,6 +806,12 @@ def _validate(model: ChipModel, raise_on_overflow: bool) -> None:
             if raise_on_overflow:
                 raise MappingError(msg, layer=block.layer, resource=resource, used=used,
                                    limit=limit, suggestion=suggestion)
+
+
+def _index_span(block: Block) -> int:
+    """Compartments the block's synapse indices address (largest index + 1)."""
+    return max((int(i.max()) + 1 for s in block.synapses for i in s.indices if i.size),
+               default=0)
 
 
 def _suggestion(network: SpikingNetwork, layer: str, shapes: Mapping[str, tuple]) -> tuple | None:

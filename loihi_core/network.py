@@ -251,6 +251,9 @@ class SpikingNetwork:
         Names of MaxPooling2D layers replaced by average pooling (an approximation).
     model_sha256
         SHA-256 of the ``.keras`` file converted (``None`` for an in-memory model).
+    input_range
+        ``(low, high)`` of the inputs the model expects, from the tuned config (``None``:
+        not recorded); :mod:`loihi_core.inputs` refuses data outside it.
     """
 
     input_name: str
@@ -264,6 +267,7 @@ class SpikingNetwork:
     layer_roles: dict[str, str] = field(default_factory=dict)
     max_pool_substituted: list[str] = field(default_factory=list)
     model_sha256: str | None = None
+    input_range: tuple[float, float] | None = None
 
     def connections_into(self, post: str) -> list[Connection]:
         return [c for c in self.connections if c.post == post]

@@ -24,6 +24,8 @@ from typing import Callable
 
 import numpy as np
 
+from . import arguments as _arguments
+from .inputs import network_images
 from .network import Connection, NeuronLayer, Readout, SpikingNetwork, full_kernel
 from .neurons import NeuronType
 
@@ -109,6 +111,13 @@ def _input_matrix(network: SpikingNetwork, images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32).reshape(images.shape[0], -1).astype(np.float64)
 
 
+def _checked(network, images):
+    """The public entry points' arguments by the project's policies (:mod:`.arguments`,
+    :mod:`.inputs`): a model or graph is converted, images are validated and scaled."""
+    network = _arguments.as_network(network)
+    return network, network_images(network, images)
+
+
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
@@ -180,6 +189,7 @@ def layer_currents(network: SpikingNetwork, images: np.ndarray, *, ideal: bool =
     profile plots show against the neuron's rate curve. ``activity(layer, J, u)``, when
     given, computes what each layer passes on instead (``u`` is its weighted input).
     """
+    network, images = _checked(network, images)
     x = _input_matrix(network, images)
     acts = {network.input_name: x}
     ops = {id(c): connection_operator(c) for c in network.connections}
@@ -216,6 +226,7 @@ def run_rates(network: SpikingNetwork, images: np.ndarray, return_layers: bool =
     output, or (output, layers)
         ``output`` has shape ``(n, *network.readout.shape)``, float64.
     """
+    network, images = _checked(network, images)
     x = _input_matrix(network, images)
     acts = {network.input_name: x}
     ops = {id(c): connection_operator(c) for c in network.connections}
@@ -306,6 +317,8 @@ def run_spiking(network: SpikingNetwork, images: np.ndarray, presentation_steps:
     step (nengo's timing), so each filtered hop adds one step of latency; the readout
     reads the last layer's filter the same way.
     """
+    network, images = _checked(network, images)
+    presentation_steps = _arguments.presentation_steps(presentation_steps)
     steps = int(network.presentation_steps if presentation_steps is None else presentation_steps)
     if steps < 1:
         raise ValueError(f"presentation_steps must be >= 1, got {steps}")

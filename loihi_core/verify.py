@@ -208,12 +208,15 @@ def verify(model: Any, network: SpikingNetwork, images: np.ndarray, steps: int |
     labels
         Optional integer class labels, to report accuracies.
     """
-    from .graph import read_keras_file
+    from .arguments import as_network
+    from .arguments import presentation_steps as _steps
+    from .inputs import check_labels, network_images
 
-    if not hasattr(model, "layers"):
-        model = read_keras_file(model)
-    images = np.asarray(images, np.float32)
-    labels = None if labels is None else np.asarray(labels).astype(np.int64).ravel()
+    model = _keras_model(model)
+    network = as_network(network, "network")
+    images = network_images(network, images, float32=True)
+    labels = None if labels is None else check_labels(labels, len(images))
+    steps = _steps(steps, "steps")
     steps = int(network.presentation_steps if steps is None else steps)
     # the leaky-relu halves and the input encoder have no Keras layer of their own output
     names = [n for n, layer in network.layers.items() if layer.equals_keras_layer]
@@ -269,6 +272,28 @@ def verify(model: Any, network: SpikingNetwork, images: np.ndarray, steps: int |
         spike_agreement=float(np.mean(s_pred == k_pred)),
         keras_accuracy=_accuracy(k_pred, labels), rate_accuracy=_accuracy(r_pred, labels),
         spike_accuracy=_accuracy(s_pred, labels), pooling=pooling, notes=list(network.notes))
+
+
+def _keras_model(model: Any):
+    """The ``keras.Model`` to compare against, from a model, a ``.keras`` path or a
+    :class:`~loihi_core.graph.LayerGraph` read from a file (re-read with Keras)."""
+    import os
+
+    from .errors import ArgumentError
+    from .graph import LayerGraph, read_keras_file
+
+    if hasattr(model, "layers") and hasattr(model, "predict"):
+        return model
+    if isinstance(model, LayerGraph):
+        if model.source and os.path.isfile(str(model.source)):
+            return read_keras_file(model.source)
+        raise ArgumentError("model: verify runs the Keras model itself, and this LayerGraph "
+                            "has no source file; pass the keras.Model or the .keras path",
+                            "model")
+    if isinstance(model, (str, os.PathLike)):
+        return read_keras_file(model)
+    raise ArgumentError(f"model: expected the keras.Model or the path of the .keras file the "
+                        f"network was converted from, got {type(model).__name__}", "model")
 
 
 def _keras_output(model: Any, images: np.ndarray) -> np.ndarray:

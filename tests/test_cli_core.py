@@ -72,8 +72,15 @@ def test_calibrate_writes_a_config_on_target(tutorial_files, tmp_path, capsys):
     data = tmp_path / "cal.npz"
     np.savez(data, images=rng.uniform(0, 1, (12, 28, 28, 1)).astype(np.float32))
     out = tmp_path / "tuned.json"
-    code = main(["calibrate", str(ref.keras_path), "--config", str(cfg), "--data", str(data),
-                 "--target-rate", "150", "--out", str(out)])
+    args = ["calibrate", str(ref.keras_path), "--config", str(cfg), "--data", str(data),
+            "--target-rate", "150", "--out", str(out)]
+    # random weights on random images: the emulator agrees with Keras on only 9 of 12
+    # images, so the config is not written without --force
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert "agrees with Keras on 75.0%" in captured.out and not out.exists()
+    assert "not writing" in captured.err and "--force" in captured.err
+    code = main(args + ["--force"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     tuned = load_config(out)

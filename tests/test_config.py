@@ -89,6 +89,28 @@ def test_neuron_settings_on_a_linear_layer_are_errors():
         c.validate_for(SHAPES, neuron_layers=["to-spikes", "conv0", "conv1", "dense0"])
 
 
+@pytest.mark.parametrize("doc, message", [
+    ({"presentation_steps": 10**9}, r"presentation_steps: 1000000000 steps per image is too many"),
+    ({"dt": 5}, r"dt: a time step of 5 s is surely a mistake"),
+    ({"dt": 1e-9}, r"dt: a time step of 1e-09 s"),
+    ({"scale_firing_rates": 1e9}, r"scale_firing_rates: scale_firing_rates 1e\+09 is out of bounds"),
+    ({"layers": {"conv0": {"scale_firing_rates": 1e-9}}},
+     r"layers\.conv0\.scale_firing_rates: scale_firing_rates 1e-09 is out of bounds"),
+    ({"input_range": [1, 0]}, r"input_range: expected \[low, high\]"),
+    ({"input_range": [0]}, r"input_range: expected \[low, high\]"),
+])
+def test_values_out_of_sane_bounds_are_refused(doc, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config({"schema_version": 1, **doc})
+
+
+def test_input_range_round_trips_and_is_omitted_when_unset():
+    c = load_config({"schema_version": 1, "input_range": [0, 255]})
+    assert c.input_range == (0.0, 255.0)
+    assert load_config(c.to_json()) == c
+    assert "input_range" not in TunedConfig().to_dict()
+
+
 def test_newer_schema_refused():
     with pytest.raises(ConfigError, match=f"reads up to version {SCHEMA_VERSION}; upgrade"):
         load_config({"schema_version": SCHEMA_VERSION + 1})
@@ -131,12 +153,13 @@ json_values = st.recursive(
 config_like = st.fixed_dictionaries(
     {"schema_version": st.sampled_from([1, 1, 1, 2, 0, "1"])},
     optional={
-        "dt": st.sampled_from([0.001, 0.002, -1, 0, "x", None]),
-        "presentation_steps": st.sampled_from([1, 30, 0, 2.5, True]),
+        "dt": st.sampled_from([0.001, 0.002, -1, 0, "x", None, 1e-6, 1e-7, 1.0, 1.5]),
+        "presentation_steps": st.sampled_from([1, 30, 0, 2.5, True, 10_000, 10_001, 10**9]),
         "neuron": st.sampled_from(["LoihiSpikingRectifiedLinear", "LoihiLIF", "LIF", "Bogus",
                                    {"type": "LoihiLIF", "tau_rc": 0.05}, {"type": "LoihiLIF", "x": 1}, 3]),
-        "scale_firing_rates": st.sampled_from([1, 100.5, 0, -2, "a"]),
+        "scale_firing_rates": st.sampled_from([1, 100.5, 0, -2, "a", 1e6, 1e7, 1e-7]),
         "synapse": st.sampled_from([None, 0.005, 0, -1, "a"]),
+        "input_range": st.sampled_from([None, [0, 1], [-1, 1.5], [0, 255], [1], [0, "a"], "x", 3]),
         "layers": st.dictionaries(st.sampled_from(["conv0", "dense0", "x"]), json_values, max_size=3)
         | st.dictionaries(st.sampled_from(["conv0", "dense0"]), st.fixed_dictionaries({}, optional={
             "scale_firing_rates": st.sampled_from([1, 3.5, 0, -1]),

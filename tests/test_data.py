@@ -119,7 +119,7 @@ def _write(tmp_path, **arrays):
     (dict(images=np.zeros((2, 3), bool)), "dtype bool"),
     (dict(images=np.zeros(5, np.float32)), r"shape \(5,\); expected a batch"),
     (dict(images=np.zeros((0, 3), np.float32)), "is empty"),
-    (dict(images=np.array([[0.0, np.nan]])), "NaN or infinite"),
+    (dict(images=np.array([[0.0, np.nan]])), "contains 1 NaN and 0 infinite values"),
     (dict(images=np.zeros((2, 3)), labels=np.zeros((2, 10))), r"one-hot\?.*argmax"),
     (dict(images=np.zeros((2, 3)), labels=np.array([0, 1, 2])), "3 labels for 2 images"),
     (dict(images=np.zeros((2, 3)), labels=np.array([0.5, 1.0])), "dtype float64; expected integer"),

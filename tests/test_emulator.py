@@ -7,6 +7,7 @@ import pytest
 
 from loihi_core.emulator import Emulator
 from loihi_core.emulator.reference import run_stream_numpy
+from loihi_core.errors import ArgumentError
 from loihi_core.mapping import map_to_chip
 from refcases import CASES, load_case, reference_network
 
@@ -109,11 +110,11 @@ def test_over_limit_chip_cannot_run():
 def test_bad_arguments_are_named():
     emu = Emulator(map_to_chip(reference_network("dense_relu")))
     images = load_case("dense_relu").arrays["images"]
-    with pytest.raises(ValueError, match="mode must be one of"):
+    with pytest.raises(ArgumentError, match="mode: expected one of 'independent', 'sequential'"):
         emu.run(images, 10, mode="parallel")
-    with pytest.raises(ValueError, match="cannot record 'nope'"):
+    with pytest.raises(ArgumentError, match="cannot record 'nope'"):
         emu.run(images, 10, record=["nope"])
-    with pytest.raises(ValueError, match="presentation_steps must be >= 1"):
+    with pytest.raises(ArgumentError, match="presentation_steps: expected a positive integer, got 0"):
         emu.run(images, 0)
 
 

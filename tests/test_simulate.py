@@ -175,7 +175,7 @@ def test_rate_mode_return_layers_shapes_and_flat_images():
     assert out.shape == (len(images), 3)
     assert {k: v.shape[1:] for k, v in layers.items()} == {k: v.shape for k, v in net.layers.items()}
     np.testing.assert_array_equal(run_rates(net, images.reshape(len(images), -1)), out)
-    with pytest.raises(ValueError, match="expected"):
+    with pytest.raises(ValueError, match=r"has shape \(3, 5, 10, 1\), but the model takes \(n, 10, 10, 1\)"):
         run_rates(net, images[:, :5])
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import add_model_arguments, load_model_and_config
+from ._common import add_model_arguments, check_model_and_config_paths, load_model_and_config, positive_int
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     add_model_arguments(parser)
     parser.add_argument("--auto-block-shapes", action="store_true",
                         help="ignore the config's block shapes and choose the fewest-core ones")
-    parser.add_argument("--n-chips", type=int, default=None, metavar="N",
+    parser.add_argument("--n-chips", type=positive_int, default=None, metavar="N",
                         help="board size in chips (1-32; default: as many as needed)")
     parser.add_argument("--json", action="store_true", help="print a JSON document")
     return parser
@@ -30,6 +30,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..mapping import map_to_chip
 
+    check_model_and_config_paths(args)
     _, config, network = load_model_and_config(args)
     chip = map_to_chip(network, auto_block_shapes=args.auto_block_shapes,
                        n_chips=args.n_chips if args.n_chips is not None else config.n_chips,

@@ -13,7 +13,9 @@ import argparse
 
 import numpy as np
 
-from ._common import add_model_arguments, load_inputs, load_model_and_config, print_rates
+from ._common import (add_model_arguments, check_input_file, check_model_and_config_paths,
+                      check_output_file, load_inputs, load_model_and_config, positive_int,
+                      print_rates, steps_count, write_file)
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -30,9 +32,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                              "the hardware); default: each image from a zero state, in parallel")
     parser.add_argument("--record-spikes", action="store_true",
                         help="also save every layer's spikes at every step")
-    parser.add_argument("--steps", type=int, default=None, metavar="N",
+    parser.add_argument("--steps", type=steps_count, default=None, metavar="N",
                         help="presentation steps per image (default: the config's)")
-    parser.add_argument("--n-images", type=int, default=None, metavar="N",
+    parser.add_argument("--n-images", type=positive_int, default=None, metavar="N",
                         help="use only the first N images")
     return parser
 
@@ -41,8 +43,11 @@ def run(args: argparse.Namespace) -> int:
     from ..emulator import Emulator
     from ..mapping import map_to_chip
 
+    check_output_file(args.out)  # every path before any work
+    check_input_file(args.inputs, "--inputs", "data file")
+    check_model_and_config_paths(args)
     _, config, network = load_model_and_config(args)
-    images, labels = load_inputs(args.inputs, args.n_images)
+    images, labels = load_inputs(args.inputs, args.n_images, network)
     chip = map_to_chip(network, n_chips=config.n_chips)
     result = Emulator(chip).run(images, args.steps,
                                 mode="sequential" if args.sequential else "independent",
@@ -59,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         out[f"spikes/{name}"] = result.flat_spikes(name)
     if labels is not None:
         out["labels"] = labels
-    np.savez_compressed(args.out, **out)
+    write_file(args.out, lambda path: np.savez_compressed(path, **out))
     steps = result.steps * result.n_images
     print(f"emulated {result.n_images} images x {result.steps} steps on {chip.n_cores} cores "
           f"in {result.seconds:.2f} s ({steps / max(result.seconds, 1e-9):,.0f} image-steps/s, "

@@ -119,7 +119,12 @@ def run(args: argparse.Namespace) -> int:
     from ..graph import read_keras_file
     from ..train import finetune_spiking, settings_from_config, train
 
+    from ._common import check_input_file, check_model_and_config_paths, check_output_file
+
     _check_args(args)
+    check_output_file(args.out)  # every path before the (long) training
+    check_input_file(args.data, "--data", "data file")
+    check_model_and_config_paths(args)
     cfg = _config(args)
     images, labels = load_images_npz(args.data, require_labels=True)
     model = read_keras_file(args.model)

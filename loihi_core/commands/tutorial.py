@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -41,6 +42,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n_test < 100:
         raise ConfigError([("--n-test", f"use at least 100 held-out digits, got {args.n_test}")])
+    from ._common import PathError, check_output_file
+
+    if args.json:
+        check_output_file(args.json, "--json")  # before the ~2 minute run
+    if args.out:
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise PathError(f"--out: {str(out)!r} is a file; give a folder")
     result = run_tutorial(args.out, seed=args.seed, relu_epochs=args.relu_epochs,
                           loihi_epochs=args.loihi_epochs, target_rate=args.target_rate,
                           n_test=args.n_test, n_calibration=args.n_calibration,

@@ -161,6 +161,9 @@ class Emulator:
     """Runs a mapped, discretized :class:`~loihi_core.chip.ChipModel` (see module doc)."""
 
     def __init__(self, chip: ChipModel):
+        from ..arguments import as_chip
+
+        chip = as_chip(chip)  # also takes a network or a model (mapped here)
         self.chip = chip
         self.network: SpikingNetwork = chip.network
         self._block_layout: CompiledChip = compile_chip(chip, expand=False)
@@ -232,9 +235,18 @@ class Emulator:
             recorded only.
         chunk_size
             Images per batch in independent mode (bounds the working memory).
+
+        Raises
+        ------
+        DataError, ArgumentError
+            For images the input policy refuses (:mod:`loihi_core.inputs`: uint8 is
+            scaled to [0, 1]; NaN, wrong shapes and data outside the config's
+            ``input_range`` are refused) and bad arguments, naming the argument.
         """
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        from ..arguments import check_run
+
+        images, presentation_steps = check_run(self.network, images, presentation_steps, mode,
+                                               record, chunk_size)  # the input policy
         steps = int(self.network.presentation_steps if presentation_steps is None
                     else presentation_steps)
         if steps < 1:
