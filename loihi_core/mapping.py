@@ -514,6 +514,12 @@ class _LayerMapping:
     cache_key: tuple
 
 
+def _as_network(network: Any) -> SpikingNetwork:
+    from .arguments import as_network
+
+    return as_network(network)
+
+
 def check_layers_can_fit(network: SpikingNetwork, chip: list[NeuronLayer]) -> None:
     """Refuse, before any weights are materialised, a layer no block shape can fit.
 
@@ -590,9 +596,7 @@ def map_to_chip(network: SpikingNetwork, block_shapes: Mapping[str, Any] | None 
         that no block shape can fit (dense fan-in over a core's input axons, more neurons
         than the board has compartments) is refused before its weights are built.
     """
-    from .arguments import as_network
-
-    network = as_network(network)  # also takes a LayerGraph, keras.Model or path
+    network = _as_network(network)  # also takes a LayerGraph, keras.Model or path
     host, chip = chip_layers(network)
     check_layers_can_fit(network, chip)
     shapes = _resolve_block_shapes(network, chip, block_shapes, auto_block_shapes)
@@ -1016,6 +1020,7 @@ def auto_block_shapes(network: SpikingNetwork, fixed: Mapping[str, tuple] | None
     MappingError
         When no tiling of a layer fits (e.g. a single neuron's synapses exceed a core).
     """
+    network = _as_network(network)  # also a LayerGraph, keras.Model or path
     _, chip = chip_layers(network)
     fixed = dict(fixed or {})
     result: dict[str, tuple[int, ...]] = {}

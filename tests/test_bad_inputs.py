@@ -432,6 +432,8 @@ def test_functions_taking_a_network_accept_what_the_user_holds(graph):
 @pytest.mark.parametrize("call, message", [
     (lambda: lc.map_to_chip(123), r"network: expected a SpikingNetwork .* got int"),
     (lambda: lc.map_to_chip(None), r"network: expected a SpikingNetwork .* got NoneType"),
+    (lambda: lc.auto_block_shapes(123), r"network: expected a SpikingNetwork .* got int"),
+    (lambda: lc.evaluate(1, X16), r"model: expected a SpikingNetwork .* got int"),
     (lambda: lc.Emulator(123), r"chip: expected a ChipModel .* got int"),
     (lambda: lc.Emulator([1]), r"chip: expected a ChipModel .* got list"),
     (lambda: (lc.mapping.clear_layer_cache(),
