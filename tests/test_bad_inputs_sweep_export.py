@@ -418,6 +418,56 @@ def _pd_equal(a, b):
                                   check_dtype=False)
 
 
+def _complete_rows(path: Path) -> int:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return 0
+    return max(text.count("\n") - 1, 0)  # lines written whole, less the header
+
+
+def test_a_killed_sweep_process_keeps_its_finished_rows(tutorial, tmp_path, capsys):
+    """A real crash: the CLI process is killed with SIGKILL as soon as two rows are on disk;
+    the rows it wrote are complete and equal to what ``--resume`` then keeps, and the resumed
+    table has every configuration once, in order."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    graph, images, labels, sweep = tutorial
+    ref = load_case("tutorial_random")
+    np.savez(tmp_path / "d.npz", images=images, labels=labels)
+    scales = [40.0, 60.0, 100.0, 160.0, 250.0, 400.0, 640.0, 1000.0]
+    (tmp_path / "g.json").write_text(json.dumps({**sweep, "grid": {"scale_firing_rates": scales}}))
+    out = tmp_path / "r.csv"
+    argv = ["sweep", str(ref.keras_path), "--data", str(tmp_path / "d.npz"), "--grid",
+            str(tmp_path / "g.json"), "--threads", "1", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "loihi_core", *argv],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        give_up = time.monotonic() + 600  # a guard against a hang, not a measurement
+        while proc.poll() is None and _complete_rows(out) < 2 and time.monotonic() < give_up:
+            time.sleep(0.02)
+        killed = proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    kept = load_results(out)
+    assert len(kept) == _complete_rows(out) >= 2
+    if killed:
+        assert len(kept) < len(scales)
+    assert (kept["error"] == "").all() and kept["accuracy"].notna().all()
+    assert main(argv + ["--resume"]) == 0
+    assert f"{len(kept)} kept from" in capsys.readouterr().out
+    final = load_results(out)
+    assert list(final["index"]) == list(range(len(scales))) and (final["error"] == "").all()
+    assert list(final["scale_firing_rates"]) == scales
+    for _, row in kept.iterrows():
+        same = final[final["config"] == row["config"]].iloc[0]
+        assert same["accuracy"] == row["accuracy"] and same["seconds"] == row["seconds"]
+
+
 def test_cli_resume_keeps_rows_and_reports_them(tutorial, tmp_path, capsys):
     graph, images, labels, sweep = tutorial
     ref = load_case("tutorial_random")

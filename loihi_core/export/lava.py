@@ -100,7 +100,6 @@ Lava CUBA step and our emulator's step are the same integer computation.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +111,7 @@ from .. import __version__
 from ..chip import Block, BlockSynapse, ChipModel
 from ..network import Connection, NeuronLayer, SpikingNetwork
 from .common import ExportError, ExportResult, atomic_write, check_output_file
+from .netx_dense import netx_dense_weights
 
 
 class ExportWarning(UserWarning):
@@ -290,63 +290,6 @@ def _uniform(values: np.ndarray, what: str, layer: str) -> int:
         raise ExportError(f"layer {layer!r}: {what} differs between neurons; a netx layer has "
                           f"one {what}", layer=layer)
     return int(values.flat[0])
-
-
-def netx_dense_weights(weight: np.ndarray) -> tuple[np.ndarray, int] | None:
-    """What Lava computes with a dense weight matrix as NetX reads it from the file.
-
-    Follows, on integers, what lava-dl 0.6 NetX and Lava 0.10 do with a ``dense`` layer's
-    ``weight`` (our reading of their sources; see the module docstring): NetX's optimiser
-    picks a sign mode from the matrix (inhibitory if every weight is < 0, excitatory if
-    none is, else mixed), shifts the weights left by ``s`` bits to fill 8 bits and sets the
-    weight exponent to ``-s``, with a weight precision from the trailing zero bits the
-    weights share; Lava's bit-accurate ``Dense`` model picks the sign mode again (inhibitory
-    if no weight is > 0), clips to that mode's 8-bit range (inhibitory magnitudes <= 255),
-    truncates to the precision, and shifts each step's sum right by ``s``.
-
-    Parameters
-    ----------
-    weight
-        The integers written, any orientation.
-
-    Returns
-    -------
-    (weights, shift) or None
-        The integers Lava adds per spike before its right shift by ``shift``: the file is
-        reproduced exactly when ``weights == weight << shift``. ``None`` when NetX cannot
-        load the matrix (all zero: its optimiser divides by the largest weight).
-    """
-    w = np.asarray(weight, np.int64)
-    if w.size == 0:
-        return None
-    hi, lo = int(w.max()), int(w.min())
-    if hi == 0 and lo == 0:
-        return None
-    if hi < 0:  # NetX's sign mode: inhibitory, excitatory or mixed
-        signed, scale = 0, 256 / -lo
-    elif lo >= 0:
-        signed, scale = 0, 255 / hi
-    else:
-        signed, scale = 1, min(127 / hi if hi > 0 else math.inf, 128 / -lo)
-    shift = int(math.floor(math.log2(scale))) + signed
-    shared = next((n for n in range(8, 0, -1) if not np.any(w % (1 << n))), 0)
-    n_bits = 8 - shift - (shared - signed)
-    if shift < 0:  # pragma: no cover - cannot happen for weights in [-256, 254]
-        return None
-    w = w << shift
-    if w.min() >= 0:  # Lava's sign mode, clip and truncation
-        mode_mixed, inhibitory, lo_clip = 0, False, 0
-    elif w.max() <= 0:
-        mode_mixed, inhibitory, lo_clip = 0, True, 0
-    else:
-        mode_mixed, inhibitory, lo_clip = 1, False, -256
-    magnitude = -w if inhibitory else w
-    magnitude = np.clip(magnitude, lo_clip, 255)
-    cut = 8 - n_bits + mode_mixed
-    if cut < 0:  # pragma: no cover - not reached by even weights
-        return None
-    magnitude = (magnitude >> cut) << cut
-    return (-magnitude if inhibitory else magnitude), shift
 
 
 def _requantize(values: np.ndarray, divisor: int, step: int) -> np.ndarray:

@@ -109,7 +109,8 @@ network. With ``out=``, :func:`run_sweep` checks the CSV first, appends each con
 row as soon as it is complete (flushed to disk: a crash after N configurations keeps N rows),
 and ``resume=True`` runs only the configurations the file lacks.
 
-The package: :mod:`.spec` (the document), :mod:`.evaluate` (one task), :mod:`.backends`
+The package: :mod:`.spec` (the document), :mod:`.checks` (against the model),
+:mod:`.evaluate` (one task), :mod:`.backends`
 (where tasks run), :mod:`.run` (:func:`run_sweep`), :mod:`.results` (the table).
 
 A worker process that dies has its tasks rescheduled by Dask; a task that raises is
@@ -127,7 +128,8 @@ from .results import (best_row, config_of, describe_params, load_results, pareto
 from .run import SweepProgress, run_sweep
 from .spec import (DISTRIBUTIONS, LAYER_FIELDS, MAX_CONFIGS, SWEEP_SCHEMA_VERSION, TOP_FIELDS,
                    RandomSearch, SweepError, SweepPoint, SweepSpec, apply_params,
-                   check_against_model, effective_value, load_sweep, sample_random)
+                   effective_value, load_sweep, sample_random)
+from .checks import check_against_model
 
 __all__ = ["SweepError", "SweepPoint", "SweepSpec", "RandomSearch", "SweepProgress",
            "ShardStats", "load_sweep", "apply_params", "effective_value", "sample_random",

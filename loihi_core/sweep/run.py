@@ -16,7 +16,8 @@ from ..config import TunedConfig
 from .backends import _Task, _shards, make_backend
 from .evaluate import ShardStats, _config_json, combine_shards
 from .results import ResultsWriter, check_output_csv, completed_rows, result_columns, save_results
-from .spec import SweepError, SweepPoint, SweepSpec, check_against_model, effective_value, load_sweep
+from .checks import check_against_model
+from .spec import SweepError, SweepPoint, SweepSpec, effective_value, load_sweep
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
