@@ -96,7 +96,8 @@ class Identity(LinearOp):
         return Identity(self.n, self.scale * factor)
 
     def then(self, other):
-        return other.scaled(self.scale)
+        # the identity adds nothing: no copy of a (possibly large) matrix
+        return other if self.scale == 1.0 else other.scaled(self.scale)
 
     def as_conv(self, shape: tuple[int, ...]) -> "Conv":
         """A 1×1 depthwise conv on ``shape`` (channels last) that equals this map."""
@@ -258,7 +259,11 @@ class Matrix(LinearOp):
         return self.m
 
     def scaled(self, factor):
-        return Matrix(self.m * factor)
+        if factor == 1.0:
+            return self
+        if self.is_sparse:
+            return Matrix(self.m.astype(np.float64) * factor)
+        return Matrix(np.asarray(self.m, np.float64) * factor)
 
 
 def _matmul(a, b):

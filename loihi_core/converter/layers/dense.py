@@ -12,7 +12,7 @@ from ..registry import register
 @register("Dense")
 def dense(ctx: Planner, node, inputs):
     (value,) = inputs
-    kernel = node.weights["kernel"].astype(np.float64)
+    kernel = node.weights["kernel"]  # float32 as Keras keeps it; compositions go to float64
     bias = node.weights["bias"].astype(np.float64) if "bias" in node.weights else None
     out_shape = tuple(node.output_shape)
     if len(value.shape) == 1:
@@ -20,7 +20,8 @@ def dense(ctx: Planner, node, inputs):
         flat_bias = bias
     else:  # Keras applies a Dense to the last axis of every position: a 1×1 conv
         in3, out3 = lift3(value.shape), lift3(out_shape)
-        op = Conv(kernel.reshape(1, 1, *kernel.shape), (1, 1), (0, 0), 1, in3, out3)
+        op = Conv(kernel.astype(np.float64).reshape(1, 1, *kernel.shape), (1, 1), (0, 0), 1,
+                  in3, out3)
         flat_bias = None if bias is None else np.tile(bias, int(np.prod(out_shape[:-1])))
     ctx.role(node, "weights")
     out = value.through(op, node.name, out_shape, flat_bias)
