@@ -14,10 +14,11 @@ from typing import Any
 
 import panel as pn
 import param
+from panel.theme import Fast
 
 from loihi_core.errors import LoihiStudioError
 
-from . import exporting
+from . import exporting, icons
 from .data import DataError, ModelBundle, bundle_for_graph, example_future, input_shape, load_model_bytes, read_npz
 from .pipeline import calibrate as run_calibration, evaluate as run_evaluation
 from .runner import Runner
@@ -27,14 +28,48 @@ from .views import (CoresPanel, KpiStrip, LayerCard, RasterPanel, RatesPanel, _a
                     network_table)
 
 ACCENT = "#0071c5"
+#: FilePond says "Upload complete" (in green) once the bytes arrived, before the app has
+#: read them: a file the app then refuses would look accepted. The transfer status and
+#: its colour are hidden; the side bar's own message says whether the file was used.
+_DROPPER_CSS = """
+.filepond--file-status { display: none; }
+.filepond--item-panel, [data-filepond-item-state='processing-complete'] .filepond--item-panel {
+  background-color: #6b7785; }
+"""
 HEADER = "#0b2e4f"
 
+
+#: Problem areas of actions, repeated in the banner above the results.
+BANNER_AREAS = ("model", "data", "import", "run", "calibration", "blocks", "export", "sweep")
 
 SECTION = {"font-size": "0.95em", "font-weight": "600", "color": HEADER, "margin-top": "4px"}
 
 
 def _section(title: str) -> pn.pane.HTML:
     return pn.pane.HTML(f"<div>{title}</div>", styles=SECTION, margin=(10, 8, 0, 8))
+
+
+#: Panel's Fast design without its web font (Open Sans from Google's servers): the page
+#: uses the system's sans-serif font and loads nothing from the internet (Panel and Bokeh
+#: serve their scripts and styles from this server; the icons are inline SVG,
+#: :mod:`app.icons`). Named ``Fast`` because Panel finds a design's bundled files by the
+#: lower-cased class name.
+OfflineFast = type("Fast", (Fast,), {"_resources": {**Fast._resources, "font": {}},
+                                      "__module__": __name__})
+
+
+class Download(pn.widgets.FileDownload):
+    """A FileDownload whose callback may decline (return ``None``) after explaining why.
+
+    Panel's own raises ``ValueError: Cannot transfer unknown object of type NoneType`` on
+    the server; here nothing is sent, and the message the callback set is what the user
+    sees.
+    """
+
+    def _sync_data(self, fileobj: Any) -> None:
+        if fileobj is None:
+            return
+        super()._sync_data(fileobj)
 
 
 class Dashboard(pn.viewable.Viewer):
@@ -51,6 +86,7 @@ class Dashboard(pn.viewable.Viewer):
         self.sweep = SweepPanel(state=self.state)
         self.runner = Runner(self.state, waiting=self._waiting_panes)
         self._seen_files: set[tuple[str, int]] = set()
+        self._files_lock = asyncio.Lock()
         self._build_sidebar()
         self._build_main()
         self._wire()
@@ -75,8 +111,9 @@ class Dashboard(pn.viewable.Viewer):
         # various ones (zip, octet-stream); _on_files dispatches on the extension instead
         self.dropper = pn.widgets.FileDropper(
             multiple=True, max_file_size="200MB",
-            layout="compact", sizing_mode="stretch_width", margin=(4, 8), css_classes=["upload"])
-        self.example_button = pn.widgets.Button(label="Bundled example", icon="restore", color="primary",
+            layout="compact", sizing_mode="stretch_width", margin=(4, 8), css_classes=["upload"],
+            stylesheets=[_DROPPER_CSS])
+        self.example_button = pn.widgets.Button(label="Bundled example", icon=icons.HOME, color="primary",
                                                 variant="outline", margin=(2, 8), width=160)
         self.file_alert = _alert()
         self.target = pn.widgets.FloatInput.from_param(st.param.target_rate, label="target rate (Hz)",
@@ -96,11 +133,11 @@ class Dashboard(pn.viewable.Viewer):
                                             margin=(4, 8))
         self.run_button = pn.widgets.Button(label="Run", color="success", sizing_mode="stretch_width",
                                             margin=(4, 8))
-        self.undo = pn.widgets.Button(label="Undo", icon="arrow-back-up", width=95, margin=(4, 4, 4, 8),
+        self.undo = pn.widgets.Button(label="Undo", icon=icons.UNDO, width=95, margin=(4, 4, 4, 8),
                                       disabled=True)
-        self.redo = pn.widgets.Button(label="Redo", icon="arrow-forward-up", width=95, margin=4,
+        self.redo = pn.widgets.Button(label="Redo", icon=icons.REDO, width=95, margin=4,
                                       disabled=True)
-        self.reset = pn.widgets.Button(label="Reset", icon="refresh", width=95, margin=4)
+        self.reset = pn.widgets.Button(label="Reset", icon=icons.RESET, width=95, margin=4)
         self.progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width",
                                                margin=(4, 8), bar_color="primary")
         self.progress_text = pn.pane.HTML("", margin=(0, 8), styles={"font-size": "0.85em", "color": "#555"})
@@ -110,13 +147,15 @@ class Dashboard(pn.viewable.Viewer):
             label="export format", options=[f.label for f in exporting.FORMATS],
             disabled_options=[f.label for f in exporting.FORMATS if not avail[f.key]],
             sizing_mode="stretch_width", margin=(2, 8))
-        self.download = pn.widgets.FileDownload(callback=self._export, filename="model.config.json",
-                                                label="Download", icon="download", color="primary",
-                                                sizing_mode="stretch_width", margin=(4, 8))
+        self.download = Download(callback=self._export, filename="model.config.json",
+                                 label="Download", color="primary", sizing_mode="stretch_width",
+                                 margin=(4, 8))
         self.import_input = pn.widgets.FileInput(accept=".json", margin=(4, 8), css_classes=["import"],
                                                  sizing_mode="stretch_width")
         self.import_alert = _alert()
         self.export_alert = _alert()
+        self.export_warning = _alert("warning")
+        self.export_warning.css_classes = ["export-warning"]
         self.export_notes = _alert("info")
         self.headless = pn.pane.HTML(
             "<div style='font-size:0.8em;color:#5b6675'>Headless, the exported file gives the same "
@@ -134,7 +173,7 @@ class Dashboard(pn.viewable.Viewer):
             _section("Tune"), self.autoscale, self.autoblocks, self.run_button,
             self.progress, self.progress_text,
             pn.Row(self.undo, self.redo, self.reset), self.action_alert,
-            _section("Export and import"), self.export_format, self.download,
+            _section("Export and import"), self.export_warning, self.export_format, self.download,
             self.export_alert, self.export_notes,
             pn.pane.HTML("<div style='font-size:0.85em'>Import a tuned config (.json):</div>",
                          margin=(6, 8, 0, 8)),
@@ -165,7 +204,10 @@ class Dashboard(pn.viewable.Viewer):
                                sizing_mode="stretch_width")
         self.tabs = pn.Tabs(("Tune", self.tune), ("Network", self.network_pane), ("Sweep", self.sweep),
                             sizing_mode="stretch_width", dynamic=False)
-        self.main = pn.Column(self.kpi, self.placeholder, self.tabs, sizing_mode="stretch_width")
+        self.banner = _alert()
+        self.banner.css_classes = ["problem-banner"]
+        self.main = pn.Column(self.kpi, self.banner, self.placeholder, self.tabs,
+                              sizing_mode="stretch_width")
         self.tabs.visible = False
 
     def _build_template(self) -> pn.template.FastListTemplate:
@@ -182,7 +224,8 @@ class Dashboard(pn.viewable.Viewer):
             header=[pn.Row(pn.layout.HSpacer(), status, self.spinner, sizing_mode="stretch_width")],
             accent_base_color=ACCENT, header_background=HEADER, sidebar_width=370,
             main_layout=None, theme_toggle=False, main_max_width="1800px", busy_indicator=None,
-            font_url="", meta_description="Tune Keras models for Intel Loihi")
+            font_url="", design=OfflineFast, meta_description="Tune Keras models for Intel Loihi",
+            font="system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif")
 
     def _waiting_panes(self) -> list:
         return [self.rates.pane, self.cores.pane, self.raster.plots]
@@ -199,9 +242,11 @@ class Dashboard(pn.viewable.Viewer):
         st.param.watch(lambda e: self.raster.refresh(), "image_index")
         st.param.watch(self._on_problems, "problems")
         st.param.watch(lambda *e: self.kpi.refresh(), ["evaluation", "current", "blocked"])
+        st.param.watch(lambda *e: self._refresh_export(), ["blocked", "config"])
         st.param.watch(self._on_target, "target_rate")
         st.param.watch(self._on_history, ["can_undo", "can_redo"])
         st.param.watch(self._on_bundle, "bundle")
+        st.param.watch(self._on_config, "config")
         self.autoscale.on_click(self._on_autoscale)
         self.autoblocks.on_click(self._on_autoblocks)
         self.run_button.on_click(self._on_run)
@@ -238,9 +283,12 @@ class Dashboard(pn.viewable.Viewer):
 
     def _on_network(self, event: param.parameterized.Event) -> None:
         stage = event.new
-        if stage is None:
-            return
         st = self.state
+        if stage is None:  # a model or data switch: nothing of the old results stays
+            for card in self.cards.values():
+                card.clear(st.status_reason())
+            self.rates.refresh()
+            return
         for name, card in self.cards.items():
             if name in stage.profiles:
                 card.profile.update(stage.profiles[name], st.target_rate, stage.generation)
@@ -248,6 +296,8 @@ class Dashboard(pn.viewable.Viewer):
 
     def _on_chip(self, event: param.parameterized.Event) -> None:
         self.cores.refresh()
+        if event.new is None:
+            self.network_pane.object = network_table(self.state)
         for card in self.cards.values():
             card.refresh_header()
         self.kpi.refresh()
@@ -277,13 +327,24 @@ class Dashboard(pn.viewable.Viewer):
         st = self.state
         for card in self.cards.values():
             card.show_problems()
+        # empty views say why they are empty: the reason may have just arrived
         self.cores.refresh() if st.chip_stage is None else _show(self.cores.alert, st.problems_for("mapping"))
+        if st.emulation is None:
+            self.raster.refresh()
+        if st.network_stage is None:
+            for card in self.cards.values():
+                card.clear(st.status_reason())
+            self.rates.refresh()
         _show(self.global_alert, st.problems_for("global"))
         _show(self.file_alert, st.problems_for("model") + st.problems_for("data"))
         _show(self.action_alert, st.problems_for("calibration") + st.problems_for("run")
               + st.problems_for("blocks"))
         _show(self.export_alert, st.problems_for("export"))
         _show(self.import_alert, st.problems_for("import"))
+        # the side bar's messages sit next to their controls, possibly below its fold: the
+        # banner over the results repeats those of actions (which the user just did)
+        _show(self.banner, [p for area in BANNER_AREAS for p in st.problems_for(area)])
+        self._refresh_export()
 
     def _on_history(self, *events: param.parameterized.Event) -> None:
         self.undo.disabled = not self.state.can_undo
@@ -302,7 +363,8 @@ class Dashboard(pn.viewable.Viewer):
             self.state.set_bundle(bundle)
 
     async def _on_example(self, event: Any) -> None:
-        self.state.set_action_problem("model", None)
+        with pn.io.unlocked():  # may redraw plots: Bokeh models need the lock
+            self.state.set_action_problem("model", None)
         await self._load_example()
 
     async def _on_autoscale(self, event: Any) -> None:
@@ -319,7 +381,8 @@ class Dashboard(pn.viewable.Viewer):
         try:
             result = await self.runner.run_action(run_calibration, *args, progress=progress)
         except (LoihiStudioError, ValueError) as exc:
-            st.set_action_problem("calibration", str(exc))
+            with pn.io.unlocked():  # may redraw plots: Bokeh models need the lock
+                st.set_action_problem("calibration", str(exc))
             return
         finally:
             self.autoscale.loading = False
@@ -345,7 +408,8 @@ class Dashboard(pn.viewable.Viewer):
             evaluation = await self.runner.run_action(run_evaluation, st.bundle, st.config, n,
                                                       progress=progress)
         except LoihiStudioError as exc:
-            st.set_action_problem("run", str(exc))
+            with pn.io.unlocked():  # may redraw plots: Bokeh models need the lock
+                st.set_action_problem("run", str(exc))
             return
         finally:
             self.run_button.loading = False
@@ -362,7 +426,12 @@ class Dashboard(pn.viewable.Viewer):
         self.progress_text.object = text
 
     async def _on_files(self, event: param.parameterized.Event) -> None:
-        files = event.new or {}
+        # FilePond sends each dropped file in its own event: one at a time, in order, so
+        # that data dropped with its model is read after the model (and checked against it)
+        async with self._files_lock:
+            await self._handle_files(event.new or {})
+
+    async def _handle_files(self, files: dict) -> None:
         new = {name: data for name, data in files.items() if (name, len(data)) not in self._seen_files}
         self._seen_files.update((name, len(data)) for name, data in new.items())
         order = sorted(new, key=lambda n: (0 if n.lower().endswith(".keras") else
@@ -377,14 +446,17 @@ class Dashboard(pn.viewable.Viewer):
             elif lower.endswith(".npz"):
                 await self._load_data(name, data)
             elif lower.endswith(".json"):
-                self.state.import_json(data, name)
+                with pn.io.unlocked():  # may redraw plots: Bokeh models need the lock
+                    self.state.import_json(data, name)
             else:
-                self.state.set_action_problem("model", f"{name}: drop a .keras model, an .npz data "
-                                              f"set or a tuned-config .json")
+                with pn.io.unlocked():
+                    self.state.set_action_problem("model", f"{name}: drop a .keras model, an .npz data "
+                                                  f"set or a tuned-config .json")
 
     async def _load_model(self, name: str, data: bytes) -> None:
         st = self.state
-        st.set_action_problem("model", None)
+        with pn.io.unlocked():  # may redraw plots: Bokeh models need the lock
+            st.set_action_problem("model", None)
         self.model_info.loading = True
         try:
             graph = await self.runner.run_action(load_model_bytes, data, name)
@@ -395,20 +467,44 @@ class Dashboard(pn.viewable.Viewer):
                 images, labels, data_name = old.images, old.labels, old.data_name
             bundle = await self.runner.run_action(bundle_for_graph, graph, name, images, labels, data_name)
         except (LoihiStudioError, DataError) as exc:
-            st.set_action_problem("model", f"{name}: {exc}")
+            with pn.io.unlocked():  # may redraw plots: Bokeh models need the lock
+                st.set_action_problem("model", f"{name}: {exc}")
             return
         finally:
             self.model_info.loading = False
         with pn.io.unlocked():
             st.set_bundle(bundle)
         self._notify(f"Loaded {name}: {len(st.layers)} neuron layers")
+        asyncio.get_running_loop().create_task(self._autoscale_new(bundle.graph))
+
+    async def _autoscale_new(self, graph: Any) -> None:
+        """Auto-scale a newly loaded model to the target rate, so that its first view shows
+        activity (a fresh model starts at scale 1: often silent, or saturated).
+
+        Runs once the files dropped with the model are read (its data may follow it) and
+        the first computation has shown whether the model can run at all.
+        """
+        await asyncio.sleep(0.5)
+        async with self._files_lock:
+            pass
+        while self.runner.computing:
+            await asyncio.sleep(0.05)
+        st = self.state
+        if st.bundle is None or st.bundle.graph is not graph or st.blocked or st.calibration is not None:
+            return
+        if st.config.to_json() != st.base.to_json():  # the user has started tuning by hand
+            return
+        self._notify(f"Auto-scaling {st.bundle.name} to {st.target_rate:.0f} Hz (undo restores "
+                     f"scale 1)", kind="info")
+        await self._on_autoscale(None)
 
     async def _load_data(self, name: str, data: bytes) -> None:
         st = self.state
         try:
             images, labels = await self.runner.run_action(read_npz, data, name)
         except DataError as exc:
-            st.set_action_problem("data", f"{name}: {exc}")
+            with pn.io.unlocked():  # may redraw plots: Bokeh models need the lock
+                st.set_action_problem("data", f"{name}: {exc}")
             return
         with pn.io.unlocked():
             if st.set_data(images, labels, name):
@@ -424,6 +520,30 @@ class Dashboard(pn.viewable.Viewer):
     def _on_export_format(self, event: param.parameterized.Event) -> None:
         if self.state.bundle is not None:
             self.download.filename = exporting.filename(exporting.BY_LABEL[event.new], self.state.bundle.name)
+        # notes and errors belong to the format (and config) they were written for
+        self.export_notes.visible = False
+        self.state.set_action_problem("export", None)
+        self._refresh_export()
+
+    def _refresh_export(self) -> None:
+        """Say before downloading that the config cannot run; disable the formats that
+        need a config that maps (the JSON still saves it, to fix later)."""
+        st = self.state
+        fmt = exporting.BY_LABEL[self.export_format.value]
+        blocked = st.bundle is not None and st.blocked
+        text = ""
+        if blocked:
+            text = ("This config cannot run on the chip (see the messages"
+                    + (" above)" if fmt.key == "json" else "): ")
+                    + ("; the JSON saves it as it is, to fix later." if fmt.key == "json" else
+                       f"{fmt.label} needs a config that maps. Fix it, or export the JSON."))
+        if self.export_warning.object != text or self.export_warning.visible != bool(text):
+            self.export_warning.param.update(object=text, visible=bool(text))
+        disabled = blocked and fmt.key != "json"
+        if self.download.disabled != disabled:
+            self.download.param.update(
+                disabled=disabled,
+                description=f"{fmt.label} needs a config that runs on the chip" if disabled else None)
 
     def _export(self) -> io.BytesIO | None:
         st = self.state
@@ -440,10 +560,13 @@ class Dashboard(pn.viewable.Viewer):
         self.export_notes.visible = bool(out.notes)
         return io.BytesIO(out.data)
 
+    def _on_config(self, event: param.parameterized.Event) -> None:
+        self.export_notes.visible = False  # notes of an export of the previous config
+
     @staticmethod
-    def _notify(message: str) -> None:
+    def _notify(message: str, kind: str = "success") -> None:
         if pn.state.notifications is not None:
-            pn.state.notifications.success(message, duration=3000)
+            getattr(pn.state.notifications, kind)(message, duration=3000)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self.template

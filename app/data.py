@@ -7,8 +7,9 @@ once per server process and shared by every browser session; uploads belong to t
 session that made them.
 
 Loading a ``.keras`` file imports TensorFlow (seconds), so every loader here is meant to
-run in a worker thread; :func:`warm_up` does the example load and the Numba JIT once at
-server start, so that the first user does not wait for either.
+run in a worker thread; :func:`app.warmup.warm_up` does the example load and the Numba JIT
+once at server start, so that the first user does not wait for either. This module needs
+nothing of the session state (:mod:`app.state` builds on it, never the other way round).
 """
 
 from __future__ import annotations
@@ -297,34 +298,6 @@ def example_future() -> Future:
 def load_example() -> ModelBundle:
     """The bundled example (blocks until loaded; cached for the process)."""
     return example_future().result()
-
-
-_warmed = threading.Event()
-
-
-def warm_up(background: bool = True) -> None:
-    """Load the example and compile the emulator's Numba kernels once per process.
-
-    The first emulation of a process JIT-compiles (seconds); doing it at server start
-    keeps that out of the first user's first slider move, and the example's starting
-    results are cached for every session's first page. ``LOIHI_STUDIO_NO_WARMUP=1``
-    turns it off (smoke tests that never open a session).
-    """
-    if _warmed.is_set() or env_flag("LOIHI_STUDIO_NO_WARMUP"):
-        return
-    _warmed.set()
-
-    def work() -> None:
-        from .state import StudioState  # late: state imports this module
-
-        # computing the example's starting config fills the shared result cache, so every
-        # new page opens with its results already in it (and the JIT is compiled)
-        StudioState(load_example(), auto_compute=True)
-
-    if background:
-        threading.Thread(target=work, name="loihi-studio-warm-up", daemon=True).start()
-    else:
-        work()
 
 
 def example_available() -> bool:

@@ -7,7 +7,7 @@ and Numba JIT) in the background.
 """
 
 from app.dashboard import create_app
-from app.data import warm_up
+from app.warmup import warm_up
 
 warm_up()
 create_app().servable(title="Loihi Studio")

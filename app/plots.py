@@ -55,6 +55,12 @@ def _figure(height: int, **kw: Any):
     return fig
 
 
+def _clip(text: str, limit: int = 90) -> str:
+    """Plot titles are one canvas line: long reasons end in an ellipsis (the full text is
+    in the messages next to their cause)."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _tag(sources: list[ColumnDataSource], generation: int) -> None:
     for s in sources:
         s.tags = [int(generation)]
@@ -133,12 +139,25 @@ class ProfilePlot:
         self.target.location = float(target_rate)
         sat = profile.x_saturate
         self.saturated.left = sat if sat is not None and sat < profile.x[-1] else float(profile.x[-1])
-        where = "" if sat is None or sat <= profile.x[-1] else f" · saturates at {sat:.3g}"
-        fig.title.text = (f"{profile.silent_fraction:.0%} silent · "
-                          f"{profile.saturated_fraction:.0%} saturated · "
-                          f"{profile.mean_active_rate:.0f} Hz{where}")
+        fig.title.text = profile_title(profile)
         _tag([self.curve, self.hist], generation)
         return True
+
+    def clear(self, reason: str, generation: int = 0) -> None:
+        """Show no profile, with ``reason`` as the title (a model or data switch)."""
+        self._shown = None
+        self.curve.data = {"x": [], "chip": [], "ideal": []}
+        self.hist.data = {"left": [], "right": [], "top": [], "fraction": []}
+        self.figure.title.text = reason
+        _tag([self.curve, self.hist], generation)
+
+
+def profile_title(profile: Profile) -> str:
+    """Short enough for the narrowest card (the plot is ~300 px wide at its smallest)."""
+    sat = profile.x_saturate
+    where = "" if sat is None or sat <= profile.x[-1] else f" · sat. at {sat:.3g}"
+    return (f"{profile.silent_fraction:.0%} silent · {profile.saturated_fraction:.0%} sat. · "
+            f"{profile.mean_active_rate:.0f} Hz{where}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -211,6 +230,14 @@ class CoreHeatmap:
         self.figure.title.text_color = DANGER if over or chip.errors else "#222222"
         _tag([self.source], generation)
 
+    def clear(self, reason: str, generation: int = 0) -> None:
+        """No cores: ``reason`` in the title (nothing of another model stays on screen)."""
+        self.figure.x_range.factors = [("chip 0", "0")]
+        self.source.data = {k: [] for k in self.source.data}
+        self.figure.title.text = _clip(f"No cores: {reason}")
+        self.figure.title.text_color = "#b26b00"
+        _tag([self.source], generation)
+
 
 # ---------------------------------------------------------------------------------------
 # rates vs target
@@ -271,6 +298,12 @@ class RatesPlot:
         self.target_label.y = float(target)
         self.target_label.text = f"target {target:.0f} Hz"
         self.figure.title.text = "Firing rate vs target" + (f" · {note}" if note else "")
+        _tag([self.source], generation)
+
+    def clear(self, reason: str, generation: int = 0) -> None:
+        self.figure.x_range.factors = ["-"]
+        self.source.data = {k: [] for k in self.source.data}
+        self.figure.title.text = _clip(f"Firing rate vs target · {reason}")
         _tag([self.source], generation)
 
 
@@ -337,7 +370,8 @@ class RasterPlot:
         self.figure = fig
         self.output = ColumnDataSource({"xs": [], "ys": [], "cls": [], "color": [], "width": []},
                                        name="raster-output")
-        out = _figure(output_height, x_range=fig.x_range, x_axis_label="time step",
+        out = _figure(output_height, x_range=fig.x_range, y_range=Range1d(0, 1),
+                      x_axis_label="time step",
                       y_axis_label="output", tools="xpan,xwheel_zoom,reset,save")
         lines = out.multi_line(xs="xs", ys="ys", source=self.output, line_color="color",
                                line_width="width", line_alpha=0.9)
@@ -370,6 +404,20 @@ class RasterPlot:
         self.figure.title.text = "Spikes of " + " · ".join(parts) + (
             " (last working config)" if stale else "")
         self.output_figure.title.text = "Output over time (thick: the label's class)"
+        lo = min((float(np.min(y)) for y in out["ys"]), default=0.0)
+        hi = max((float(np.max(y)) for y in out["ys"]), default=1.0)
+        pad = 0.05 * (hi - lo) if hi > lo else 0.5
+        self.output_figure.y_range.update(start=lo - pad, end=hi + pad)
+        _tag([self.source, self.output], generation)
+
+    def clear(self, reason: str, generation: int = 0) -> None:
+        """No spikes to show: empty rasters, ``reason`` in the title."""
+        self.source.data = {k: [] for k in self.source.data}
+        self.output.data = {k: [] for k in self.output.data}
+        self.ticker.ticks = []
+        self.figure.yaxis.major_label_overrides = {}
+        self.figure.title.text = _clip(f"No spikes: {reason}")
+        self.output_figure.title.text = "Output over time"
         _tag([self.source, self.output], generation)
 
 

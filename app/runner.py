@@ -109,7 +109,8 @@ class Runner(param.Parameterized):
                         self._loading(False)
         except Exception:  # never leave the session stuck in "computing"
             traceback.print_exc()
-            self.state.set_action_problem("run", "internal error while computing; see the server log")
+            with pn.io.unlocked():
+                self.state.set_action_problem("run", "internal error while computing; see the server log")
         finally:
             self.computing = False
             self._sync_busy()

@@ -56,7 +56,7 @@ def serve_dashboard(port: int | None = None, *, sessions: list | None = None,
     import panel as pn
 
     from .dashboard import build_dashboard, configure_panel
-    from .data import warm_up
+    from .warmup import warm_up
 
     warm_up(background=not warm_up_first)
 

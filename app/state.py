@@ -37,6 +37,8 @@ from .pipeline import ChipStage, EmulationStage, Evaluation, Failure, NetworkSta
 #: Range of the scale slider (log10), wide enough for any sensible network.
 SCALE_BOUNDS = (1e-3, 1e6)
 UNDO_DEPTH = 200
+#: Problems of actions that concern the config as it was: they go when the config changes.
+CONFIG_BOUND_AREAS = ("run", "calibration", "blocks", "export", "import", "sweep")
 _LAYER_FIELDS = ("scale_firing_rates", "block_shape", "neuron", "synapse", "on_chip")
 
 
@@ -62,6 +64,14 @@ def parse_block_shape(text: str | None, shape: tuple[int, ...]) -> tuple[int, ..
                          f"{' × '.join(map(str, shape))} layer, got {len(values)}"
                          + ("" if all(v > 0 for v in values) else " with a value < 1"))
     return values
+
+
+def fit_block_shape(values: tuple[int, ...] | None, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """``values`` clipped to the layer's ``shape`` (a tile cannot be larger than its layer;
+    the mapper clips it the same way)."""
+    if values is None:
+        return None
+    return tuple(min(int(v), int(s)) for v, s in zip(values, shape))
 
 
 def format_block_shape(block_shape: tuple[int, ...] | None) -> str:
@@ -176,7 +186,11 @@ class StudioState(param.Parameterized):
             self._set_action("data", [Problem("data", f"{name}: {exc}")])
             return False
         self._set_action("data", [])
-        self.param.update(bundle=bundle, evaluation=None, image_index=0)
+        self._compute.clear()
+        # results of the old images would be indexed with the new ones: clear them all at once
+        with param.parameterized.batch_call_watchers(self):
+            self.param.update(bundle=bundle, network_stage=None, chip_stage=None, emulation=None,
+                              evaluation=None, calibration=None, image_index=0, blocked=False)
         self._request()
         return True
 
@@ -290,16 +304,28 @@ class StudioState(param.Parameterized):
         return True
 
     def set_scale(self, layer: str, value: float) -> bool:
-        """Set a layer's ``scale_firing_rates``; ``False`` (with a problem shown) if invalid."""
+        """Set a layer's ``scale_firing_rates``; ``False`` (with a problem shown) if invalid.
+
+        A rejected value leaves the config as it was; the problem says what is allowed and
+        stays until a valid value is entered.
+        """
+        lo, hi = SCALE_BOUNDS
         try:
-            self.layers[layer].scale_firing_rates = float(value)
+            number = float(value)
+            ok = bool(np.isfinite(number)) and lo <= number <= hi
         except (ValueError, TypeError):
-            lo, hi = SCALE_BOUNDS
+            ok = False
+        if not ok:
             self._edit[(layer, "scale_firing_rates")] = Problem(
-                "layer", f"scale_firing_rates must be a number in [{lo:g}, {hi:g}], got {value!r}",
+                "layer", f"scale_firing_rates must be a number from {lo:g} to {hi:g} "
+                f"(it multiplies the layer's input gain), got {value!r}; the scale stays "
+                f"{self.layers[layer].scale_firing_rates:g}",
                 layer=layer, field="scale_firing_rates")
             self._publish()
             return False
+        if self._edit.pop((layer, "scale_firing_rates"), None) is not None:
+            self._publish()
+        self.layers[layer].scale_firing_rates = number
         return True
 
     def _commit(self) -> None:
@@ -318,6 +344,7 @@ class StudioState(param.Parameterized):
             self._undo.append(self.config)
             del self._undo[:-UNDO_DEPTH]
             self._redo.clear()
+        self._config_changed()
         self.current = False  # before the config changes: nothing may look settled meanwhile
         self.config = config
         self._history_flags()
@@ -330,12 +357,22 @@ class StudioState(param.Parameterized):
             del self._undo[:-UNDO_DEPTH]
             self._redo.clear()
         self._edit.clear()
+        if self.config is None or config.to_json() != self.config.to_json():
+            self._config_changed(publish=False)
         self._publish()
         self.current = False  # before the config changes: nothing may look settled meanwhile
         self.from_config(config)
         self.config = config
         self._history_flags()
         self._request()
+
+    def _config_changed(self, publish: bool = True) -> None:
+        """Drop the messages of actions on the previous config (a Run error, a refused
+        import, export notes): their cause is gone with it."""
+        for area in CONFIG_BOUND_AREAS:
+            self._action.pop(area, None)
+        if publish:
+            self._publish()
 
     def apply_config(self, config: TunedConfig) -> None:
         """Make ``config`` current, recorded in the undo history."""
@@ -371,6 +408,14 @@ class StudioState(param.Parameterized):
 
     def import_json(self, text: str | bytes, filename: str = "config") -> bool:
         """Load a tuned config; ``False`` (with the problems shown) if it does not fit."""
+        if isinstance(text, (bytes, bytearray)):
+            try:
+                text = bytes(text).decode("utf-8-sig")
+            except UnicodeDecodeError:
+                self._set_action("import", [Problem(
+                    "import", f"{filename}: not a text file, so not a tuned config; pick the "
+                    ".json file that Export (or `loihi-studio` with --config) writes")])
+                return False
         try:
             config = TunedConfig.from_json(text)
         except LoihiStudioError as exc:
@@ -436,12 +481,38 @@ class StudioState(param.Parameterized):
         elif isinstance(stage, EmulationStage):
             self.param.update(emulation=stage, current=True)
         elif isinstance(stage, Failure):
-            self._compute[stage.stage] = stage.problems
+            self._compute[stage.stage] = self._explain(stage)
             if stage.stage == "network":
                 self._compute["chip"] = []
             self.blocked = True
         self._publish()
         return True
+
+    def _explain(self, failure: Failure) -> list[Problem]:
+        """The failure's problems, reworded where the core's advice cannot be followed here."""
+        if len(self.layers) == 1 and failure.stage in ("chip", "network"):
+            (name,) = self.layers
+            model = self.bundle.name if self.bundle is not None else "this model"
+            return [Problem("model", (
+                f"{model} cannot run on the chip: it has one neuron layer ({name}), and the "
+                "first neuron layer always runs on the host (it turns the input into spikes), "
+                "so no layer is left for the chip. Use a model with at least two layers with a "
+                "ReLU activation (e.g. a hidden Dense layer before the output)."))]
+        return list(failure.problems)
+
+    def status_reason(self) -> str:
+        """Why the result views show nothing (or an older result): the config's first
+        problem when it cannot run, otherwise that the results are being computed."""
+        if self.blocked:
+            for area in ("model", "layer", "global", "mapping"):
+                for p in self._compute_problems():
+                    if p.area == area:
+                        return p.message
+            return "this config cannot run on the chip (see the messages)"
+        return "computing…"
+
+    def _compute_problems(self) -> list[Problem]:
+        return [p for items in self._compute.values() for p in items]
 
     # ------------------------------------------------------------------------------------
     # actions
@@ -467,14 +538,15 @@ class StudioState(param.Parameterized):
 
     def accept_calibration(self, result: Any) -> None:
         """Apply an auto-scale result (undoable) and remember how it went."""
-        self._set_action("calibration", [] if result.converged else [Problem(
-            "calibration", "auto-scale did not converge within the iteration limit; the closest "
-            "scales found are applied: " + ", ".join(
-                f"{k} {v:.0f} Hz" for k, v in result.rates.items()))])
         config = self.config
         for name, scale in result.scales.items():
             config = config.with_layer(name, scale_firing_rates=float(_round_sig(scale)))
         self.apply_config(config)
+        # after applying: the remark concerns the config it produced
+        self._set_action("calibration", [] if result.converged else [Problem(
+            "calibration", "auto-scale did not converge within the iteration limit; the closest "
+            "scales found are applied: " + ", ".join(
+                f"{k} {v:.0f} Hz" for k, v in result.rates.items()))])
         self.calibration = result
 
     def calibrate_now(self, progress: Callable | None = None) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, HoverTool, TapTool
+from bokeh.models import ColumnDataSource, HoverTool, Range1d, TapTool
 
 from loihi_core.errors import LoihiStudioError
 
@@ -64,8 +64,11 @@ class SweepPanel(pn.viewable.Viewer):
         self.points = ColumnDataSource({"row": [], "spikes": [], "accuracy": [], "params": []},
                                        name="sweep-points")
         self.front = ColumnDataSource({"spikes": [], "accuracy": []}, name="sweep-front")
+        # fixed ranges: the empty state shows its axes (a data range with no data has none,
+        # and Bokeh logs "could not set initial ranges" for it)
         fig = _figure(380, x_axis_label="spikes per image (energy proxy)",
-                      y_axis_label="accuracy (%)", tools="pan,wheel_zoom,box_zoom,reset,save")
+                      y_axis_label="accuracy (%)", tools="pan,wheel_zoom,box_zoom,reset,save",
+                      x_range=Range1d(0, 1000), y_range=Range1d(0, 100))
         dots = fig.scatter("spikes", "accuracy", source=self.points, size=8, fill_color=ACCENT,
                            fill_alpha=0.45, line_color=None, legend_label="configuration",
                            selection_fill_color=DANGER, selection_fill_alpha=1.0,
@@ -79,7 +82,8 @@ class SweepPanel(pn.viewable.Viewer):
             ("", "@params")]))
         fig.add_tools(TapTool(renderers=[dots]))
         fig.legend.location = "bottom_right"
-        fig.title.text = "Load a results CSV from `loihi-studio sweep`"
+        fig.legend.visible = False  # no empty legend before there is anything to explain
+        fig.title.text = "No sweep loaded yet: choose a results CSV written by loihi-studio sweep"
         self.figure = fig
         self.points.selected.on_change("indices", self._on_tap)
         self.file = pn.widgets.FileInput(accept=".csv", css_classes=["sweep-file"], margin=(4, 8))
@@ -97,8 +101,6 @@ class SweepPanel(pn.viewable.Viewer):
             self.file, self.alert, self.summary,
             pn.pane.Bokeh(fig, sizing_mode="stretch_width"),
             pn.Row(self.choice, self.apply), sizing_mode="stretch_width")
-        self.figure.x_range.range_padding = 0.15
-        self.figure.y_range.range_padding = 0.2
 
     def load(self, df, name: str = "results.csv") -> None:
         """Show a results table (also what the tests call)."""
@@ -110,6 +112,15 @@ class SweepPanel(pn.viewable.Viewer):
         self.summary.object = (f"<b>{name}</b>: {len(df)} configurations, {failed} did not run; "
                                f"{len(front_rows)} on the Pareto front")
         self.figure.title.text = "Accuracy vs spikes per image"
+        self.figure.legend.visible = bool(allc["row"])
+        xs, ys = allc["spikes"], allc["accuracy"]
+        if xs:
+            lo, hi = min(xs), max(xs)
+            pad = 0.15 * (hi - lo) if hi > lo else max(abs(hi) * 0.15, 1.0)
+            self.figure.x_range.update(start=lo - pad, end=hi + pad)
+            lo, hi = min(ys), max(ys)
+            pad = 0.2 * (hi - lo) if hi > lo else 2.0
+            self.figure.y_range.update(start=max(lo - pad, 0.0), end=min(hi + pad, 100.0 + pad))
         options = {}
         for i in front_rows + [r for r in allc["row"] if r not in front_rows]:
             row = df.loc[i]

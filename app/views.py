@@ -8,9 +8,9 @@ parameters. Nothing here computes anything heavy: that is the runner's job.
 
 from __future__ import annotations
 
-import re
-
+from html import escape
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,8 @@ from loihi_core.neurons import NEURON_TYPES
 
 from .pipeline import Problem
 from .plots import CoreHeatmap, ImageThumb, ProfilePlot, RasterPlot, RatesPlot
-from .state import SCALE_BOUNDS, LayerTuning, StudioState, _round_sig, format_block_shape
+from .state import (SCALE_BOUNDS, LayerTuning, StudioState, _round_sig, fit_block_shape,
+                    format_block_shape, parse_block_shape)
 
 #: Shows the log10 slider position as the scale itself (a Bokeh model: one per widget,
 #: since a model can only belong to one session's document).
@@ -47,6 +48,7 @@ PANE_CSS = """
 .kpi-value {font-size: 1.55em; font-weight: 600; line-height: 1.25;}
 .kpi-sub {font-size: 0.8em; color: #6b7280;}
 .kpi-stale {align-self: center; color: #b26b00; font-size: 0.85em; max-width: 260px;}
+.kpi-reason {max-width: 560px; flex: 2 1 300px;}
 .net-table {border-collapse: collapse; font-size: 0.9em; margin: 6px 0 14px 0;}
 .net-table td, .net-table th {border-bottom: 1px solid #e3e7ec; padding: 4px 10px; text-align: left;}
 .net-table th {background: #f3f6f9;}
@@ -96,6 +98,28 @@ class PromptFloatSlider(pn.widgets.FloatSlider):
     _debounce = 0
 
 
+#: Decades either side of the current scale on the slider: ~125 px per decade, so a drag
+#: tunes finely (a 60 px drag is about × 3) and a key press moves 0.01 decade (2.3 %).
+#: The window re-centres when the value comes near an end (release, entry, auto-scale).
+SLIDER_DECADES = 1.0
+
+
+def slider_window(log_value: float) -> tuple[float, float]:
+    lo, hi = (math.log10(v) for v in SCALE_BOUNDS)
+    start = min(max(lo, round(log_value - SLIDER_DECADES, 2)), hi - 2 * SLIDER_DECADES)
+    return start, round(start + 2 * SLIDER_DECADES, 2)
+
+
+def on_chip_locked(t: LayerTuning) -> str:
+    """Why a layer's *on chip* box cannot be changed ("" if it can)."""
+    if t.index == 0:
+        return ("the first neuron layer runs on the host: it turns the input into spikes "
+                "for the chip")
+    if not NEURON_TYPES[t.neuron].on_chip_capable:
+        return f"{t.neuron} neurons cannot run on Loihi; pick a Loihi neuron type first"
+    return ""
+
+
 class LayerCard(pn.viewable.Viewer):
     """Controls of one neuron layer next to its activation profile.
 
@@ -111,19 +135,24 @@ class LayerCard(pn.viewable.Viewer):
     def __init__(self, **params: Any):
         super().__init__(**params)
         t, name = self.tuning, self.tuning.layer
-        lo, hi = (math.log10(v) for v in SCALE_BOUNDS)
         shape = _shape_text(t.shape)
         # log slider: the value it shows while dragging goes to the exact entry; the
         # computation runs once, on release (value_throttled)
+        start, end = slider_window(self._log(t.scale_firing_rates))
         self.scale_slider = PromptFloatSlider(
-            label="scale_firing_rates (log)", start=max(lo, -2.0), end=min(hi, 4.5), step=0.01,
-            value=self._log(t.scale_firing_rates), show_value=False,
+            label="scale_firing_rates (log)", start=start, end=end, step=0.01,
+            value=self._log(t.scale_firing_rates), show_value=False, tooltips=False,
             format=CustomJSTickFormatter(code=_LOG_FORMAT_JS), width=250, margin=(2, 8),
             css_classes=["scale-slider"])
+        # no start/end: the browser would clamp or drop an out-of-range entry silently;
+        # the state rejects it with the reason in this card instead
         self.scale_entry = pn.widgets.FloatInput(
-            label="scale (exact)", value=t.scale_firing_rates, start=SCALE_BOUNDS[0], end=SCALE_BOUNDS[1],
+            label="scale (exact)", value=t.scale_firing_rates,
             step=1.0, format="0.[000]", width=117, margin=(2, 4, 2, 8), css_classes=["scale-entry"])
         self._dragging = False
+        self._syncing = False
+        self.block_note = pn.pane.HTML("", visible=False, margin=(0, 8), css_classes=["block-note"],
+                                       styles={"font-size": "0.8em", "color": "#b26b00"})
         self.synapse = pn.widgets.FloatInput.from_param(
             t.param.synapse, label="synapse τ (s)", step=0.001, start=0.0, end=1.0,
             placeholder="none", width=117, margin=(2, 8, 2, 4),
@@ -135,6 +164,12 @@ class LayerCard(pn.viewable.Viewer):
                         f"{', '.join(str(max(1, s // 2)) for s in t.shape)}; empty = automatic")
         self.on_chip = pn.widgets.Checkbox.from_param(t.param.on_chip, label="on chip",
                                                       margin=(28, 8, 2, 8), width=80)
+        # an option whose only outcome would be an error is disabled, the reason in a tooltip
+        why = on_chip_locked(t)
+        self.on_chip_why = pn.widgets.TooltipIcon(value=why or "-", visible=bool(why),
+                                                  margin=(30, 0, 0, -6), width=20,
+                                                  css_classes=["on-chip-why"])
+        self.on_chip.disabled = bool(why)
         self.neuron = pn.widgets.Select.from_param(
             t.param.neuron, label="neuron", options=list(NEURON_TYPES), width=250, margin=(2, 8))
         self.alert = _alert()
@@ -148,11 +183,13 @@ class LayerCard(pn.viewable.Viewer):
         self.block_entry.param.watch(self._on_block, "value")
         t.param.watch(self._sync_scale, "scale_firing_rates")
         t.param.watch(self._sync_block, "block_shape")
+        t.param.watch(lambda *e: self.refresh_header(), ["on_chip", "neuron"])
         self.state.param.watch(self._sync_block, "config")
         controls = pn.Column(
             self.scale_slider,
             pn.Row(self.scale_entry, self.synapse),
-            pn.Row(self.block_entry, self.on_chip),
+            pn.Row(self.block_entry, self.on_chip, self.on_chip_why),
+            self.block_note,
             self.neuron,
             width=272, margin=0)
         self._layout = pn.Column(
@@ -185,20 +222,48 @@ class LayerCard(pn.viewable.Viewer):
             self._dragging = False
 
     def _on_entry(self, event: param.parameterized.Event) -> None:
-        if self._dragging or event.new is None or event.new == self.tuning.scale_firing_rates:
+        if self._dragging or event.new is None:
             return
+        # also the current value: re-entering it clears an error shown for a rejected one
         self.state.set_scale(self.tuning.layer, float(event.new))
 
     def _on_block(self, event: param.parameterized.Event) -> None:
-        self.state.set_block_shape(self.tuning.layer, event.new)
+        if self._syncing:
+            return
+        t = self.tuning
+        try:
+            typed = parse_block_shape(event.new, t.shape)
+        except ValueError:
+            typed = None
+        fitted = fit_block_shape(typed, t.shape)
+        if typed is not None and fitted != typed:
+            # larger than the layer: clipped, and said so next to the entry
+            self.block_note.object = (
+                f"<div class='block-note'>{escape(format_block_shape(typed))} is larger than the "
+                f"{_shape_text(t.shape)} layer: clipped to {escape(format_block_shape(fitted))}</div>")
+            self.block_note.visible = True
+            self.state.set_block_shape(t.layer, format_block_shape(fitted))
+            self._syncing = True
+            try:
+                self.block_entry.value = format_block_shape(fitted)
+            finally:
+                self._syncing = False
+            return
+        self.block_note.visible = False
+        self.state.set_block_shape(t.layer, event.new)
 
     # state → widget ------------------------------------------------------------------
     def _sync_scale(self, *events: param.parameterized.Event) -> None:
         t = self.tuning
         value = self._log(t.scale_firing_rates)
-        if value < self.scale_slider.start or value > self.scale_slider.end:
-            self.scale_slider.param.update(start=min(self.scale_slider.start, value),
-                                           end=max(self.scale_slider.end, value))
+        margin = 0.15 * SLIDER_DECADES
+        if not self.scale_slider.start + margin <= value <= self.scale_slider.end - margin:
+            start, end = slider_window(value)  # re-centred on the value (fine steps kept)
+            self._dragging = True
+            try:
+                self.scale_slider.param.update(start=start, end=end, value=value)
+            finally:
+                self._dragging = False
         self._dragging = True
         try:
             self.scale_slider.value = value
@@ -213,13 +278,24 @@ class LayerCard(pn.viewable.Viewer):
                        for p in self.state.problems_for("layer", self.tuning.layer))
         text = format_block_shape(self.tuning.block_shape)
         if not rejected and self.block_entry.value != text:
-            self.block_entry.value = text
+            self._syncing = True  # showing the state's value is no edit
+            try:
+                self.block_entry.value = text
+            finally:
+                self._syncing = False
+
+    def clear(self, reason: str) -> None:
+        self.profile.clear(reason, self.state.generation)
 
     def show_problems(self) -> None:
         _show(self.alert, self.state.problems_for("layer", self.tuning.layer))
 
     def refresh_header(self) -> None:
         t, st = self.tuning, self.state
+        why = on_chip_locked(t)
+        if self.on_chip.disabled != bool(why):
+            self.on_chip.disabled = bool(why)
+            self.on_chip_why.param.update(value=why or "-", visible=bool(why))
         where = "chip" if t.on_chip else "host"
         cores = ""
         chip = st.chip_stage.chip if st.chip_stage is not None else None
@@ -267,6 +343,9 @@ class KpiStrip(pn.viewable.Viewer):
         emu = st.emulation
         net = st.network_stage
         labels = st.bundle.labels if st.bundle is not None else None
+        if emu is not None and net is not None and labels is not None and len(labels) <= int(
+                np.max(emu.image_ids, initial=-1)):
+            labels = None  # (never shown together: a data switch clears the results)
         if emu is not None and net is not None:
             ids = emu.image_ids
             pred = emu.result.predictions
@@ -309,13 +388,20 @@ class KpiStrip(pn.viewable.Viewer):
             if ops is not None and len(ops):
                 cards.append(self._card("Synaptic ops / image", f"{float(np.mean(ops)) / 1e6:.2f} M",
                                         f"≈ {float(np.mean(ops)) * 23.6e-12 * 1e6:.1f} µJ on Loihi"))
+        reason = escape(st.status_reason())
         if not cards:
-            cards.append(self._card("Loihi Studio", "…", "computing"))
+            if st.blocked:
+                cards.append(self._card("Cannot run", "–", "no results for this config",
+                                        color="#b26b00"))
+            else:
+                cards.append(self._card("Loihi Studio", "…", "computing"))
         if st.current:
             stale = ""
+        elif st.blocked and emu is None:
+            stale = f"<div class='kpi-stale kpi-reason'>cannot run: {reason}</div>"
         elif st.blocked:
-            stale = ("<div class='kpi-stale'>this config cannot run on the chip (see the "
-                     "messages); results shown are from the last one that could</div>")
+            stale = (f"<div class='kpi-stale kpi-reason'>this config cannot run on the chip: "
+                     f"{reason} Results shown are from the last config that could.</div>")
         else:
             stale = "<div class='kpi-stale'>updating…</div>"
         html = f"{_STYLE}<div class='kpi-row'>{''.join(cards)}{stale}</div>"
@@ -344,6 +430,8 @@ class CoresPanel(pn.viewable.Viewer):
         st = self.state
         if st.chip_stage is not None:
             self.plot.update(st.chip_stage.chip, st.chip_stage.generation)
+        else:
+            self.plot.clear(st.status_reason(), st.generation)
         _show(self.alert, st.problems_for("mapping"))
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -365,6 +453,12 @@ class RatesPanel(pn.viewable.Viewer):
         st = self.state
         net = st.network_stage
         if net is None:
+            layers = list(st.layers)
+            if layers:  # the layers of the current model, with no rates (and why)
+                self.plot.update(layers, None, {}, st.target_rate, {}, generation=st.generation,
+                                 note=st.status_reason())
+            else:
+                self.plot.clear(st.status_reason(), st.generation)
             return
         layers = list(net.network.layers)
         on_chip = {n: layer.on_chip for n, layer in net.network.layers.items()}
@@ -406,6 +500,9 @@ class RasterPanel(pn.viewable.Viewer):
         self.image.end = max(n_live - 1, 1)
         self.image.disabled = n_live <= 1
         if emu is None:
+            self.plot.clear(st.status_reason(), st.generation)
+            self.thumb.source.data = {"image": []}
+            self.info.object = ""
             return
         i = int(min(st.image_index, emu.result.n_images - 1))
         image_id = int(emu.image_ids[i])

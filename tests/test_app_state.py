@@ -452,3 +452,64 @@ def test_sweep_tab_shows_the_front_and_applies_a_row(state, bundle, tmp_path):
     assert state.problems_for("mapping")
     with pytest.raises(loihi_core.errors.LoihiStudioError, match="not a sweep results table"):
         load_results_bytes(b"a,b\n1,2\n", "junk.csv")
+
+
+# ---------------------------------------------------------------------------------------
+# what is on screen stays true (issue 15)
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", [0, -5, float("nan"), 1e9])
+def test_an_invalid_scale_is_refused_in_place_and_cleared_by_a_valid_one(state, value):
+    before = state.config.to_json()
+    assert not state.set_scale("conv0", value)
+    (problem,) = state.problems_for("layer", "conv0")
+    assert problem.field == "scale_firing_rates" and "must be a number from" in problem.message
+    assert state.config.to_json() == before
+    current = state.layers["conv0"].scale_firing_rates
+    assert state.set_scale("conv0", current)  # re-entering the current value clears it
+    assert state.problems == []
+
+
+def test_messages_of_actions_go_when_the_config_changes(state):
+    assert not state.import_json('{"schema_version": 1, "layers": {"conv9": {"scale_firing_rates": 2}}}',
+                                 "x.json")
+    state.set_action_problem("run", "conv0: cannot run")
+    state.set_action_problem("model", "y.keras: not a model")
+    assert state.problems_for("import") and state.problems_for("run")
+    state.set_scale("conv0", 321)
+    assert state.problems_for("import") == [] and state.problems_for("run") == []
+    assert state.problems_for("model")  # not about the config: stays until the next model
+
+
+def test_a_binary_file_as_config_says_it_is_not_text(state):
+    assert not state.import_json(bytes(range(256)), "weights.json")
+    (problem,) = state.problems_for("import")
+    assert "not a text file" in problem.message and "codec" not in problem.message
+
+
+def test_new_data_replaces_every_result_at_once(state, bundle):
+    seen = []
+    state.param.watch(lambda *events: seen.append({e.name: e.new for e in events}),
+                      ["network_stage", "chip_stage", "emulation"])
+    state.auto_compute = False
+    assert state.set_data(bundle.images[:3], bundle.labels[:3], "three.npz")
+    # one batch, all three cleared together: no view shows a result of the old images
+    assert seen[0] == {"network_stage": None, "chip_stage": None, "emulation": None}
+    state.compute_now()
+    assert list(state.emulation.image_ids) == [0, 1, 2]
+
+
+def test_block_shapes_larger_than_the_layer_are_clipped_to_it():
+    from app.state import fit_block_shape
+
+    assert fit_block_shape((13, 13, 64), (6, 6, 64)) == (6, 6, 64)
+    assert fit_block_shape((4, 4, 8), (6, 6, 64)) == (4, 4, 8)
+    assert fit_block_shape(None, (6, 6, 64)) is None
+
+
+def test_data_loading_does_not_import_the_state():
+    import subprocess
+    import sys
+
+    code = "import sys, app.data, app.pipeline; sys.exit('app.state' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

@@ -2,18 +2,21 @@
 
 ``GET /app`` answers 200 even when the app crashes while building the page, so these tests
 pull the served Bokeh document over the websocket (``bokeh.client.pull_session``) and
-check that the dashboard's own models are in it. The window test runs pywebview's Qt
-backend with ``QT_QPA_PLATFORM=offscreen`` (no display needed) and asks the launcher to
-close the window once the page has rendered the dashboard.
+check that the dashboard's own models are in it. The window test starts a real X server
+(Xvfb, which has no GPU: QtWebEngine's GPU rendering crashes there, so the launcher must
+fall back to software rendering), waits for the dashboard, and takes a screenshot of the
+X screen with Qt from another process, which must show the page (not a blank screen).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -114,6 +117,82 @@ def _qt_webengine_problem() -> str | None:
     if probe.returncode == 0:
         return None
     return probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "import failed"
+
+
+@pytest.fixture()
+def xvfb():
+    """A real X server on a free display number; yields the ``DISPLAY`` value."""
+    exe = shutil.which("Xvfb")
+    if exe is None:
+        pytest.skip("Xvfb is missing: run `make system-deps`")
+    read, write = os.pipe()
+    proc = subprocess.Popen([exe, "-displayfd", str(write), "-screen", "0", "1500x950x24",
+                             "-nolisten", "tcp"], pass_fds=(write,), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    os.close(write)
+    with os.fdopen(read) as f:
+        number = f.readline().strip()
+    try:
+        assert number.isdigit(), "Xvfb did not report its display"
+        yield f":{number}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+GRAB = """
+import sys
+from PySide6.QtGui import QGuiApplication
+app = QGuiApplication(sys.argv[:1])
+shot = app.primaryScreen().grabWindow(0)
+sys.exit(0 if shot.save(sys.argv[1]) else 1)
+"""
+
+
+def test_launch_opens_the_window_on_an_x_server_without_gpu(xvfb, tmp_path):
+    pytest.importorskip("webview", reason="the desktop extra is not installed: pip install -e '.[desktop]'")
+    problem = _qt_webengine_problem()
+    if problem and ("cannot open shared object" in problem or "libEGL" in problem or "libnss" in problem):
+        pytest.skip(f"Qt WebEngine's system libraries are missing ({problem}); run `make system-deps`")
+    assert problem is None, problem
+    e = env(DISPLAY=xvfb)
+    e.pop("QT_QPA_PLATFORM", None)
+    e.pop("LOIHI_STUDIO_RENDERING", None)
+    proc = subprocess.Popen([sys.executable, "launch.py"], cwd=ROOT, env=e, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    lines = []
+    watchdog = threading.Timer(300, proc.kill)  # never hang the suite on a stuck window
+    watchdog.start()
+    try:
+        deadline = time.monotonic() + 240
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("window ready") or time.monotonic() > deadline:
+                break
+        out = "".join(lines)
+        assert re.search(r"window ready: the dashboard shows [1-9][0-9]* activation profiles", out), out
+        # the launcher says which rendering it used
+        assert re.search(r"window: (GPU|software) rendering", out), out
+        time.sleep(1.0)  # the first results painted
+        shot = tmp_path / "window.png"
+        grab = subprocess.run([sys.executable, "-c", GRAB, str(shot)], env=e, capture_output=True,
+                              text=True, timeout=60)
+        assert grab.returncode == 0, grab.stderr
+    finally:
+        code, rest = stop(proc)
+        watchdog.cancel()
+    out += rest
+    assert code == 0, out
+    assert "Loihi Studio stopped" in out
+    from PIL import Image
+
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1500, 950)
+    colours = image.getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 50, "the screen is (nearly) blank"
+    header = (0x0B, 0x2E, 0x4F)  # the dashboard's header bar
+    top = image.crop((0, 0, 1500, 60)).getcolors(maxcolors=1 << 20)
+    assert any(c == header for _, c in top), "no dashboard header on the screen"
 
 
 def test_launch_opens_the_desktop_window_offscreen():
