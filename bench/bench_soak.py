@@ -82,7 +82,7 @@ class Server:
         cmd = [str(panel) if panel.exists() else "panel", "serve", "app", "--address", "127.0.0.1",
                "--port", str(port), f"--allow-websocket-origin=127.0.0.1:{port}",
                "--unused-session-lifetime", "1000", "--check-unused-sessions", "500",
-               "--websocket-max-message-size", str(256 * 1024 * 1024), "--liveness"]
+               "--websocket-max-message-size", str(256 * 1024 * 1024), "--liveness"] + os.environ.get("SOAK_EXTRA", "").split()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
