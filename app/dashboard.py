@@ -18,7 +18,7 @@ from panel.theme import Fast
 
 from loihi_core.errors import LoihiStudioError
 
-from . import exporting, icons
+from . import exporting, icons, lifecycle
 from .data import DataError, ModelBundle, bundle_for_graph, example_future, input_shape, load_model_bytes, read_npz
 from .pipeline import calibrate as run_calibration, evaluate as run_evaluation
 from .runner import Runner
@@ -573,8 +573,13 @@ class Dashboard(pn.viewable.Viewer):
 
 
 def build_dashboard(bundle: ModelBundle | None = None) -> Dashboard:
-    """A new dashboard (one per session); ``bundle`` skips loading the example."""
-    return Dashboard(bundle=bundle)
+    """A new dashboard (one per session); ``bundle`` skips loading the example.
+
+    Its memory is given back when the page's session ends (:mod:`app.lifecycle`).
+    """
+    dash = Dashboard(bundle=bundle)
+    lifecycle.register(dash)
+    return dash
 
 
 def configure_panel() -> None:

@@ -22,9 +22,7 @@ field at fault, so the UI can put each message next to the control that caused i
 from __future__ import annotations
 
 import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -35,6 +33,7 @@ import loihi_core
 from loihi_core import TunedConfig
 from loihi_core.calibrate import rate_mode_rates
 from loihi_core.errors import ConfigError, ConversionError, LoihiStudioError, MappingError
+from loihi_core.memory import ByteLRU
 from loihi_core.simulate import ideal_neuron, layer_currents
 
 from .data import ModelBundle
@@ -227,30 +226,26 @@ def layer_profile(layer: Any, x: np.ndarray, dt: float) -> Profile:
                    mean_active_rate=float(rates[active].mean()) if active.any() else 0.0)
 
 
-class _LRU:
-    """A small thread-safe LRU cache for results that do not depend on every setting."""
-
-    def __init__(self, size: int):
-        self._items: OrderedDict[Any, Any] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def get(self, key: Any, make: Callable[[], Any]) -> Any:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = make()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return value
+# Results shared by every session, bounded by bytes (LOIHI_STUDIO_CACHE_MB; see
+# loihi_core.memory). Every key starts with the bundle's token (_PROFILES: its first part
+# does), which is how forget_models finds a closed session's entries.
+_INPUTS = ByteLRU("app.inputs")
+_REFERENCE = ByteLRU("app.reference")
+_PROFILES = ByteLRU("app.profiles")
 
 
-_INPUTS = _LRU(16)
-_REFERENCE = _LRU(16)
-_PROFILES = _LRU(256)
+def _token_of(key: tuple) -> str:
+    return key[0][0] if isinstance(key[0], tuple) else key[0]
+
+
+def forget_models(keep: Callable[[str], bool]) -> int:
+    """Drop the shared results of every model whose bundle token ``keep`` rejects.
+
+    Called when a session closes, with the tokens still open elsewhere kept. Returns
+    the bytes released (estimated).
+    """
+    return sum(cache.discard(lambda key: keep(_token_of(key)))
+               for cache in (_INPUTS, _REFERENCE, _PROFILES, _RESULTS))
 
 
 def _input_signature(network: Any) -> tuple:
@@ -282,7 +277,7 @@ def layer_inputs(network: Any, bundle: ModelBundle, ids: np.ndarray) -> dict[str
             out[name] = x[::step]
         return out
 
-    return _INPUTS.get(key, make)
+    return _INPUTS.get_or_make(key, make)
 
 
 def keras_outputs(bundle: ModelBundle, ids: np.ndarray, chunk: int = 256) -> np.ndarray:
@@ -300,7 +295,7 @@ def keras_outputs(bundle: ModelBundle, ids: np.ndarray, chunk: int = 256) -> np.
 def reference_outputs(bundle: ModelBundle, ids: np.ndarray) -> np.ndarray:
     """:func:`keras_outputs`, cached: they do not depend on the tuning."""
     key = (bundle.token, bundle.config.max_to_avg_pool, ids.tobytes())
-    return _REFERENCE.get(key, lambda: keras_outputs(bundle, ids))
+    return _REFERENCE.get_or_make(key, lambda: keras_outputs(bundle, ids))
 
 
 def network_stage(job: Job) -> NetworkStage:
@@ -310,7 +305,7 @@ def network_stage(job: Job) -> NetworkStage:
     inputs_key = (job.bundle.token, job.calib.tobytes(), _input_signature(network))
     # a profile is reused (the same object) while its layer's settings are unchanged, so
     # the page only redraws the profiles a change affects
-    profiles = {name: _PROFILES.get(
+    profiles = {name: _PROFILES.get_or_make(
                     (inputs_key, name, float(layer.gain), repr(layer.neuron), float(network.dt)),
                     lambda layer=layer, name=name: layer_profile(layer, inputs[name], network.dt))
                 for name, layer in network.layers.items()}
@@ -343,7 +338,7 @@ def emulation_stage(job: Job, chip: Any) -> EmulationStage:
                           time.perf_counter() - t0)
 
 
-_RESULTS = _LRU(24)
+_RESULTS = ByteLRU("app.results")
 
 
 def _job_key(job: Job) -> tuple:
@@ -357,8 +352,7 @@ def cached_stages(job: Job) -> list[Stage] | None:
     Results are read-only, so sessions share them: a new page on the bundled example, an
     undo, or a second user trying the same config shows its results without computing.
     """
-    with _RESULTS._lock:
-        stages = _RESULTS._items.get(_job_key(job))
+    stages = _RESULTS.get(_job_key(job))
     if stages is None:
         return None
     return [replace(stage, generation=job.generation) for stage in stages]
@@ -374,7 +368,7 @@ def run_stages(job: Job) -> Iterator[Stage]:
     for stage in _compute_stages(job):
         done.append(stage)
         yield stage
-    _RESULTS.get(_job_key(job), lambda: done)
+    _RESULTS.put(_job_key(job), done)
 
 
 def _compute_stages(job: Job) -> Iterator[Stage]:

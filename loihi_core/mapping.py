@@ -25,8 +25,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +35,7 @@ from . import discretize as dz
 from .chip import (CORES_PER_CHIP, MAX_CHIPS, MAX_SYNAPSE_BITS, RESOURCE_LIMITS, RESOURCES, Block, BlockSynapse,
                    ChipModel, Compartments)
 from .errors import ConfigError, ConversionError, DiscretizationError, MappingError
+from .memory import ByteLRU, budget_bytes
 from .network import Connection, NeuronLayer, SpikingNetwork, full_kernel
 from .neurons import LIFRate, RectifiedLinear
 
@@ -639,14 +638,14 @@ class _LayerCache:
     layer and the one after it), so those layers' synapses and integer parameters are
     reused instead of rebuilt. Keys hash the exact float32 bytes, so a reused block is
     identical to a rebuilt one; entries are read-only (new :class:`Block` objects share
-    them). Bounded by :data:`MAX_CACHED_WEIGHTS` stored weights.
+    them). Bounded by bytes (a :class:`~loihi_core.memory.ByteLRU` named
+    ``"mapping.layers"``, default :data:`MAX_CACHED_BYTES`, set with
+    ``LOIHI_STUDIO_CACHE_MB``), least recently used layers dropped first, so a server that
+    maps hundreds of different models keeps a fixed amount of them.
     """
 
-    def __init__(self, max_weights: int):
-        self._items: OrderedDict[tuple, tuple[list[tuple], int]] = OrderedDict()
-        self._weights = 0
-        self._max = max_weights
-        self._lock = threading.Lock()
+    def __init__(self, max_bytes: int | None = None):
+        self._lru = ByteLRU("mapping.layers", max_bytes)
 
     @staticmethod
     def key(layer: NeuronLayer, conns: list[Connection], kernels: list, block_shape: tuple,
@@ -668,36 +667,24 @@ class _LayerCache:
                 repr(layer.neuron.to_config()), synapse, float(dt), digest.hexdigest())
 
     def get(self, key: tuple) -> list[tuple] | None:
-        with self._lock:
-            entry = self._items.get(key)
-            if entry is None:
-                return None
-            self._items.move_to_end(key)
-            return entry[0]
+        return self._lru.get(key)
 
     def put(self, key: tuple, blocks: list[Block]) -> None:
         parts = [(b.synapses, b.float_compartments, b.compartments) for b in blocks]
-        size = sum(int(w.size) for b in blocks for s in b.synapses for w in s.weights)
-        if size > self._max // 4:
-            return
-        with self._lock:
-            if key in self._items:
-                return
-            self._items[key] = (parts, size)
-            self._weights += size
-            while self._weights > self._max and self._items:
-                _, (_, dropped) = self._items.popitem(last=False)
-                self._weights -= dropped
+        self._lru.put(key, parts)
 
     def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._weights = 0
+        self._lru.clear()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the cached blocks hold (estimated by :func:`~loihi_core.memory.deep_nbytes`)."""
+        return self._lru.nbytes
 
 
-#: Most weights (summed over entries) the layer cache keeps (int32 + float32 each).
-MAX_CACHED_WEIGHTS = 8_000_000
-_LAYER_CACHE = _LayerCache(MAX_CACHED_WEIGHTS)
+#: Default budget of the layer cache (bytes); ``LOIHI_STUDIO_CACHE_MB`` overrides it.
+MAX_CACHED_BYTES = budget_bytes("mapping.layers")
+_LAYER_CACHE = _LayerCache()
 
 
 def clear_layer_cache() -> None:
