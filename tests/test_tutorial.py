@@ -86,3 +86,19 @@ def test_bundled_residual_example_emulates_within_one_point_of_keras(example):
     rates = result.rates()
     for name in ("conv0", "conv_a", "res", "dense0"):
         assert abs(rates[name] / 200 - 1) <= 0.06, (name, rates[name])
+
+
+def test_sweeps_run_on_the_residual_graph(example):
+    """A sweep over the residual example's merge layer: one row per configuration, the
+    accuracies come from the emulator (the scale of 'res' changes them)."""
+    from loihi_core.sweep import run_sweep
+
+    _, _, images, labels = example
+    graph = load_model(ASSETS / "mnist_residual.keras")
+    config = load_config(ASSETS / "mnist_residual.config.json")
+    table = run_sweep(graph, images[:64], labels[:64],
+                      {"schema_version": 1, "grid": {"layers.res.scale_firing_rates": [2, 266]}},
+                      base_config=config)
+    assert len(table) == 2
+    low, high = table.sort_values("layers.res.scale_firing_rates")["accuracy"]
+    assert high >= 0.9 and low < high
