@@ -29,29 +29,19 @@ from loihi_core.emulator import Emulator  # noqa: E402
 from loihi_core.emulator.reference import run_stream_numpy  # noqa: E402
 from loihi_core.mapping import map_to_chip  # noqa: E402
 from loihi_core.simulate import run_rates  # noqa: E402
-from refcases import REFERENCE_DIR, load_case  # noqa: E402
+from refcases import REFERENCE_DIR, case_config, load_case  # noqa: E402
 
 GRAPH_CASES = ("residual_dense", "residual_conv_relu_b", "first_on_chip")
 BEYOND_NENGO = ("residual_conv", "conv1d", "avgpool_gap")
 
 
 def graph_config(case: str) -> dict:
-    ref = load_case(case)
-    s = ref.settings
-    scale = s["scale_firing_rates"]
-    layers = {}
-    for name in ref.info["layers"]:
-        entry = {}
-        if isinstance(scale, dict):
-            entry["scale_firing_rates"] = scale[name]
-        if name in s["block_shapes"]:
-            entry["block_shape"] = s["block_shapes"][name]
-        if s.get("first_on_chip"):
-            entry["on_chip"] = True
-        layers[name] = entry
-    return {"schema_version": 1, "dt": ref.info["dt"], "presentation_steps": ref.steps_per_image,
-            "neuron": s["neuron"], "synapse": s["synapse"],
-            "scale_firing_rates": 1.0 if isinstance(scale, dict) else scale, "layers": layers}
+    """The case's tuned config; ``first_on_chip`` puts every layer on the chip."""
+    config = case_config(case)
+    if load_case(case).settings.get("first_on_chip"):
+        for name in load_case(case).info["layers"]:
+            config["layers"].setdefault(name, {})["on_chip"] = True
+    return config
 
 
 @pytest.fixture(scope="module", params=GRAPH_CASES)

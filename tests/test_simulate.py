@@ -1,4 +1,4 @@
-"""Rate mode and float spiking mode, and the exact folding helpers, without TensorFlow.
+"""Rate mode and float spiking mode, and the exact composition of linear maps, without TensorFlow.
 
 The Keras side of these checks comes from the reference data (``keras_output``, spikes of
 the host-side first layer in nengo-loihi) and from naive loop implementations of the
@@ -16,8 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loihi_core import neurons as nt
-from loihi_core.folding import (check_same_pool_fold, expand_conv_for_pool,
-                                expand_dense_rows_for_pool)
 from loihi_core.network import Connection, NeuronLayer, Readout, SpikingNetwork
 from loihi_core.simulate import connection_operator, ideal_neuron, run_rates, run_spiking
 from refcases import CASES, load_case, reference_network
@@ -87,40 +85,62 @@ def test_conv_operator_equals_naive_tensorflow_conv(p):
     np.testing.assert_allclose(got, expected.reshape(3, -1), rtol=1e-12, atol=1e-12)
 
 
-@settings(max_examples=80, deadline=None)
-@given(conv_cases, st.integers(1, 3), st.integers(1, 3))
-def test_average_pooling_folds_exactly_into_the_next_conv(p, ph, pw):
-    """pool (ph, pw) then conv == one conv with a (kh·ph, kw·pw) kernel K/(ph·pw), stride s·p."""
-    h, w = p["h"] * ph + p["seed"] % ph, p["w"] * pw + p["seed"] % pw  # with remainders
-    if p["padding"] == "valid" and (p["kh"] > p["h"] or p["kw"] > p["w"]):
-        return
+def _same_or_valid(n, k, s, padding):
+    if padding == "valid":
+        return (n - k) // s + 1, 0
+    out = -(-n // s)
+    return out, max((out - 1) * s + k - n, 0) // 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(conv_cases, st.integers(1, 3), st.integers(1, 3), st.integers(1, 3),
+       st.sampled_from([1, "depthwise"]))
+def test_composed_linear_maps_equal_applying_them_in_turn(p, k1, s1, pad1, groups):
+    """Any conv-like map (a pooling, a padding, a depthwise or plain conv) followed by a
+    conv is one exact map: a single conv when the second never reads the first's padding,
+    else a matrix (the converter's :meth:`Conv.then`)."""
+    from loihi_core.converter.linear import Conv
+
     rng = np.random.default_rng(p["seed"])
-    x = rng.normal(size=(h, w, p["c"]))
-    kernel = rng.normal(size=(p["kh"], p["kw"], p["c"], p["f"]))
-    strides = (p["sr"], p["sc"])
-    pooled = naive_avg_pool(x, (ph, pw))
-    expected = naive_conv(pooled, kernel, strides, p["padding"])
-    if p["padding"] == "same" and check_same_pool_fold(pooled.shape[:2], (h, w), kernel.shape[:2],
-                                                       strides, (ph, pw)):
-        return  # the converter refuses this combination (tested in test_convert.py)
-    big, big_strides = expand_conv_for_pool(kernel, strides, (ph, pw))
-    conn = _conv_connection(big, x.shape, expected.shape, big_strides, p["padding"])
-    got = connection_operator(conn)(x.reshape(1, -1))
-    np.testing.assert_allclose(got, expected.reshape(1, -1), rtol=1e-10, atol=1e-12)
+    h, w, c, f = p["h"] + 3, p["w"] + 3, p["c"], p["f"]
+    g1 = c if groups == "depthwise" else 1
+    oh1, _ = _same_or_valid(h + 2 * (pad1 - 1), k1, s1, "valid")
+    ow1, _ = _same_or_valid(w + 2 * (pad1 - 1), k1, s1, "valid")
+    if oh1 < 1 or ow1 < 1:
+        return
+    first = Conv(rng.normal(size=(k1, k1, c // g1, c)), (s1, s1), (pad1 - 1, pad1 - 1), g1,
+                 (h, w, c), (oh1, ow1, c))
+    kh, kw, sr, sc = p["kh"], p["kw"], p["sr"], p["sc"]
+    if p["padding"] == "valid" and (kh > oh1 or kw > ow1):
+        return
+    oh2, top = _same_or_valid(oh1, kh, sr, p["padding"])
+    ow2, left = _same_or_valid(ow1, kw, sc, p["padding"])
+    second = Conv(rng.normal(size=(kh, kw, c, f)), (sr, sc), (top, left), 1, (oh1, ow1, c),
+                  (oh2, ow2, f))
+    x = rng.normal(size=(2, h * w * c))
+    expected = second.apply(first.apply(x))
+    composed = first.then(second)
+    np.testing.assert_allclose(composed.apply(x), expected, rtol=1e-10, atol=1e-10)
+    if isinstance(composed, Conv):
+        assert composed.strides == (s1 * sr, s1 * sc)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 3), st.integers(1, 4),
        st.integers(1, 4), st.integers(0, 2**31))
 def test_average_pooling_folds_exactly_into_flatten_dense(h, w, c, ph, pw, seed):
+    from loihi_core.converter.linear import Conv, Matrix
+
     if ph > h or pw > w:
         return
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(h, w, c))
     pooled = naive_avg_pool(x, (ph, pw))
     weights = rng.normal(size=(pooled.size, 5))
-    big = expand_dense_rows_for_pool(weights, (h, w, c), (ph, pw))
-    np.testing.assert_allclose(x.reshape(-1) @ big, pooled.reshape(-1) @ weights,
+    pool = Conv(np.full((ph, pw, 1, c), 1.0 / (ph * pw)), (ph, pw), (0, 0), c, (h, w, c),
+                pooled.shape)
+    composed = pool.then(Matrix(weights))
+    np.testing.assert_allclose(composed.apply(x.reshape(1, -1))[0], pooled.reshape(-1) @ weights,
                                rtol=1e-10, atol=1e-12)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...folding import conv_transpose_matrix
 from ..linear import Conv, Matrix, lift3
 from ..planner import Planner
 from ..registry import register
@@ -150,3 +149,35 @@ def conv_transpose(ctx: Planner, node, inputs):
     ctx.role(node, "weights (exact dense map)")
     return ctx.activation(node, value.through(Matrix(mat), node.name, out_shape,
                                               _bias(node, out_shape)))
+
+
+def conv_transpose_matrix(kernel: np.ndarray, in_shape: tuple[int, int, int],
+                          out_shape: tuple[int, int, int], strides: tuple[int, int],
+                          padding: str) -> np.ndarray:
+    """Dense ``(n_in, n_out)`` matrix of a Keras ``Conv2DTranspose`` (kernel ``(kh, kw, F, C)``).
+
+    A transposed conv is the adjoint of the conv from its output to its input: input pixel
+    ``(i, j)`` scatters ``K[a, b, f, c]·x[i, j, c]`` onto output pixel
+    ``(i·s + a - pad_top, j·s + b - pad_left)``, with TensorFlow's 'same' padding of that
+    forward conv.
+    """
+    kh, kw, f_out, c_in = kernel.shape
+    h, w, _ = in_shape
+    oh, ow, _ = out_shape
+    sr, sc = strides
+    if padding == "same":
+        pad_t = max((h - 1) * sr + kh - oh, 0) // 2
+        pad_l = max((w - 1) * sc + kw - ow, 0) // 2
+    else:
+        pad_t = pad_l = 0
+    mat = np.zeros((h, w, c_in, oh, ow, f_out))
+    ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    k64 = kernel.astype(np.float64)
+    for a in range(kh):
+        for b in range(kw):
+            oi, oj = ii * sr + a - pad_t, jj * sc + b - pad_l
+            ok = (oi >= 0) & (oi < oh) & (oj >= 0) & (oj < ow)
+            src_i, src_j, dst_i, dst_j = ii[ok], jj[ok], oi[ok], oj[ok]
+            # mat[i, j, :, oi, oj, :] += K[a, b].T  (c_in, f_out)
+            mat[src_i, src_j, :, dst_i, dst_j, :] += k64[a, b].T
+    return mat.reshape(h * w * c_in, oh * ow * f_out)
