@@ -41,8 +41,7 @@ import param
 
 from loihi_core import memory
 
-from . import pipeline
-from .data import example_future
+from . import data, pipeline
 
 if TYPE_CHECKING:
     from .dashboard import Dashboard
@@ -81,8 +80,8 @@ def register(dash: "Dashboard") -> Callable[[Any], None]:
 
 
 def _example_token() -> str | None:
-    future = example_future()
-    if future.done() and future.exception() is None:
+    future = data._example  # never start loading it from here
+    if future is not None and future.done() and future.exception() is None:
         return future.result().token
     return None
 

@@ -126,6 +126,9 @@ def bench_sweep(n_configs: int, n_images: int) -> None:
     first = next(s for s in samples if s[0] >= min(12, n_configs))
     print(f"  from configuration {first[0]} to {samples[-1][0]}: traced {samples[-1][1] - first[1]:+.1f} MB, "
           f"rss {samples[-1][2] - first[2]:+.0f} MB")
+    from loihi_core import memory
+
+    print(f"  {memory.summary_line()}")
 
 
 def main(argv: list[str] | None = None) -> int:
