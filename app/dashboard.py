@@ -328,10 +328,10 @@ class Dashboard(Actions, pn.viewable.Viewer):
         self.cores.refresh() if st.chip_stage is None else _show(self.cores.alert, st.problems_for("mapping"))
         if st.emulation is None:
             self.raster.refresh()
+            self.rates.refresh()
         if st.network_stage is None:
             for card in self.cards.values():
                 card.clear(st.status_short())
-            self.rates.refresh()
         _show(self.global_alert, st.problems_for("global"))
         _show(self.file_alert, st.problems_for("model") + st.problems_for("data"))
         _show(self.action_alert, st.problems_for("calibration") + st.problems_for("run")
