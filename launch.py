@@ -106,6 +106,10 @@ def run_window(url: str, close_when_ready: float | None) -> int:
     Prints :data:`READY_LINE` once the dashboard shows results (the parent waits for it
     to know that this rendering mode works).
     """
+    if os.environ.get("LOIHI_STUDIO_FAIL_GPU_WINDOW") and not os.environ.get("LIBGL_ALWAYS_SOFTWARE"):
+        # test hook: die as QtWebEngine's GPU rendering does on a display without GPU
+        # acceleration (where it depends on the driver, so a test cannot count on it)
+        os.kill(os.getpid(), signal.SIGSEGV)
     import webview
 
     window = webview.create_window("Loihi Studio", url, width=1500, height=950, min_size=(900, 600))

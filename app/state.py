@@ -511,6 +511,14 @@ class StudioState(param.Parameterized):
             return "this config cannot run on the chip (see the messages)"
         return "computing…"
 
+    def status_short(self) -> str:
+        """:meth:`status_reason` short enough for a plot title."""
+        return "cannot run (see the messages)" if self.blocked else "computing…"
+
+    def action_problems(self, areas: tuple[str, ...]) -> list[Problem]:
+        """Problems of the user's actions (not of computing the config) in ``areas``."""
+        return [p for area in areas for p in self._action.get(area, [])]
+
     def _compute_problems(self) -> list[Problem]:
         return [p for items in self._compute.values() for p in items]
 

@@ -431,7 +431,7 @@ class CoresPanel(pn.viewable.Viewer):
         if st.chip_stage is not None:
             self.plot.update(st.chip_stage.chip, st.chip_stage.generation)
         else:
-            self.plot.clear(st.status_reason(), st.generation)
+            self.plot.clear(st.status_short(), st.generation)
         _show(self.alert, st.problems_for("mapping"))
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -456,14 +456,15 @@ class RatesPanel(pn.viewable.Viewer):
             layers = list(st.layers)
             if layers:  # the layers of the current model, with no rates (and why)
                 self.plot.update(layers, None, {}, st.target_rate, {}, generation=st.generation,
-                                 note=st.status_reason())
+                                 note=st.status_short())
             else:
-                self.plot.clear(st.status_reason(), st.generation)
+                self.plot.clear(st.status_short(), st.generation)
             return
         layers = list(net.network.layers)
         on_chip = {n: layer.on_chip for n, layer in net.network.layers.items()}
         emulated = st.emulation.result.rates() if st.emulation is not None else None
-        note = "" if st.current else "bars: last emulation"
+        note = "" if st.current else (
+            "bars: last emulation" if st.emulation is not None else st.status_short())
         self.plot.update(layers, emulated, net.estimated_rates, st.target_rate, on_chip,
                          generation=st.generation if st.current else net.generation, note=note)
 
@@ -500,7 +501,7 @@ class RasterPanel(pn.viewable.Viewer):
         self.image.end = max(n_live - 1, 1)
         self.image.disabled = n_live <= 1
         if emu is None:
-            self.plot.clear(st.status_reason(), st.generation)
+            self.plot.clear(st.status_short(), st.generation)
             self.thumb.source.data = {"image": []}
             self.info.object = ""
             return

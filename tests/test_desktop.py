@@ -155,7 +155,10 @@ def test_launch_opens_the_window_on_an_x_server_without_gpu(xvfb, tmp_path):
     if problem and ("cannot open shared object" in problem or "libEGL" in problem or "libnss" in problem):
         pytest.skip(f"Qt WebEngine's system libraries are missing ({problem}); run `make system-deps`")
     assert problem is None, problem
-    e = env(DISPLAY=xvfb)
+    # GPU rendering dies here as it does on many displays without GPU acceleration (whether
+    # it does on this Xvfb depends on Mesa): the launcher must restart the window with
+    # software rendering and say so
+    e = env(DISPLAY=xvfb, LOIHI_STUDIO_FAIL_GPU_WINDOW="1")
     e.pop("QT_QPA_PLATFORM", None)
     e.pop("LOIHI_STUDIO_RENDERING", None)
     proc = subprocess.Popen([sys.executable, "launch.py"], cwd=ROOT, env=e, stdout=subprocess.PIPE,
@@ -172,7 +175,8 @@ def test_launch_opens_the_window_on_an_x_server_without_gpu(xvfb, tmp_path):
         out = "".join(lines)
         assert re.search(r"window ready: the dashboard shows [1-9][0-9]* activation profiles", out), out
         # the launcher says which rendering it used
-        assert re.search(r"window: (GPU|software) rendering", out), out
+        assert "window: GPU rendering failed (killed by SIGSEGV); restarting with software " \
+               "rendering" in out, out
         time.sleep(1.0)  # the first results painted
         shot = tmp_path / "window.png"
         grab = subprocess.run([sys.executable, "-c", GRAB, str(shot)], env=e, capture_output=True,
