@@ -27,7 +27,7 @@ class Actions:
 
     async def _load_example(self) -> None:
         try:
-            bundle = await asyncio.wrap_future(example_future())
+            bundle = await asyncio.wrap_future(example_future(self.example_choice.value))
         except Exception as exc:  # noqa: BLE001 - shown to the user, the app stays usable
             self.placeholder.object = f"<div style='padding:40px;color:#b00'>Cannot load the example: {exc}</div>"
             return

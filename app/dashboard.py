@@ -17,7 +17,7 @@ from panel.theme import Fast
 
 from . import exporting, icons, lifecycle
 from .actions import Actions
-from .data import ModelBundle, example_future
+from .data import DEFAULT_EXAMPLE, EXAMPLES, ModelBundle, example_future
 from .runner import Runner
 from .state import StudioState
 from .sweep_view import SweepPanel
@@ -112,6 +112,11 @@ class Dashboard(Actions, pn.viewable.Viewer):
             stylesheets=[_DROPPER_CSS])
         self.example_button = pn.widgets.Button(label="Bundled example", icon=icons.HOME, color="primary",
                                                 variant="outline", margin=(2, 8), width=160)
+        self.example_choice = pn.widgets.Select(
+            options=list(EXAMPLES), value=DEFAULT_EXAMPLE, width=190, margin=(2, 8),
+            css_classes=["example-choice"],
+            description="the tutorial's chain of layers, or a residual network (a merge of two "
+                        "branches) on the same digits")
         self.file_alert = _alert()
         self.target = pn.widgets.FloatInput.from_param(st.param.target_rate, label="target rate (Hz)",
                                                        step=10, width=150, margin=(2, 8))
@@ -163,7 +168,7 @@ class Dashboard(Actions, pn.viewable.Viewer):
             pn.pane.HTML("<div style='font-size:0.82em;color:#5b6675'>Drop your model (.keras), "
                          "data (.npz with <code>images</code>, optional <code>labels</code>) or a "
                          "tuned config (.json):</div>", margin=(6, 8, 0, 8)),
-            self.dropper, self.example_button, self.file_alert,
+            self.dropper, pn.Row(self.example_button, self.example_choice), self.file_alert,
             _section("Simulation"),
             pn.Row(self.target, self.dt), pn.Row(self.steps, self.live), pn.Row(self.n_images),
             self.global_alert,

@@ -34,10 +34,10 @@ T = TypeVar("T")
 
 #: The repository root (``app/`` lives directly under it).
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "assets" / "examples"
-EXAMPLE_MODEL = EXAMPLES / "mnist_tutorial.keras"
-EXAMPLE_DATA = EXAMPLES / "mnist_test.npz"
-EXAMPLE_CONFIG = EXAMPLES / "mnist_tutorial.config.json"
+EXAMPLES_DIR = ROOT / "assets" / "examples"
+EXAMPLE_MODEL = EXAMPLES_DIR / "mnist_tutorial.keras"
+EXAMPLE_DATA = EXAMPLES_DIR / "mnist_test.npz"
+EXAMPLE_CONFIG = EXAMPLES_DIR / "mnist_tutorial.config.json"
 #: Used while the bundled example is missing (a checkout before ``make assets``).
 FALLBACK_MODEL = ROOT / "tests" / "data" / "reference" / "tutorial_random.keras"
 
@@ -264,16 +264,27 @@ def bundle_for_graph(graph: Any, name: str, images: np.ndarray | None = None,
                        data_name=data_name, notes=notes, token=token)
 
 
-def _load_example() -> ModelBundle:
-    if EXAMPLE_MODEL.exists():
-        graph = loihi_core.load_model(EXAMPLE_MODEL)
-        config = loihi_core.load_config(EXAMPLE_CONFIG) if EXAMPLE_CONFIG.exists() else None
+#: The bundled examples: the shown name → (model, tuned config) files in assets/examples.
+#: Both use the same held-out digits (EXAMPLE_DATA).
+EXAMPLES = {
+    "MNIST tutorial (chain)": (EXAMPLE_MODEL, EXAMPLE_CONFIG),
+    "MNIST residual (graph)": (EXAMPLES_DIR / "mnist_residual.keras",
+                               EXAMPLES_DIR / "mnist_residual.config.json"),
+}
+DEFAULT_EXAMPLE = "MNIST tutorial (chain)"
+
+
+def _load_example(name: str = DEFAULT_EXAMPLE) -> ModelBundle:
+    model, config_path = EXAMPLES[name]
+    if model.exists():
+        graph = loihi_core.load_model(model)
+        config = loihi_core.load_config(config_path) if config_path.exists() else None
         images = labels = None
         data_name = ""
         if EXAMPLE_DATA.exists():
             images, labels = read_npz(EXAMPLE_DATA)
             data_name = EXAMPLE_DATA.name
-        return bundle_for_graph(graph, EXAMPLE_MODEL.name, images, labels, data_name, config)
+        return bundle_for_graph(graph, model.name, images, labels, data_name, config)
     graph = loihi_core.load_model(FALLBACK_MODEL)
     config = TunedConfig().with_defaults(scale_firing_rates=100.0, synapse=0.005)
     note = ("The bundled MNIST example (assets/examples) is missing, so the reference test "
@@ -283,21 +294,23 @@ def _load_example() -> ModelBundle:
 
 _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="loihi-studio-load")
 _lock = threading.Lock()
-_example: Future | None = None
+_examples: dict[str, Future] = {}
 
 
-def example_future() -> Future:
-    """The bundled example, loaded once per process in a worker thread (shared)."""
-    global _example
+def example_future(name: str = DEFAULT_EXAMPLE) -> Future:
+    """A bundled example, loaded once per process in a worker thread (shared)."""
+    if name not in EXAMPLES:
+        raise KeyError(f"no bundled example {name!r}; they are: {', '.join(EXAMPLES)}")
     with _lock:
-        if _example is None or (_example.done() and _example.exception() is not None):
-            _example = _executor.submit(_load_example)
-        return _example
+        future = _examples.get(name)
+        if future is None or (future.done() and future.exception() is not None):
+            future = _examples[name] = _executor.submit(_load_example, name)
+        return future
 
 
-def load_example() -> ModelBundle:
-    """The bundled example (blocks until loaded; cached for the process)."""
-    return example_future().result()
+def load_example(name: str = DEFAULT_EXAMPLE) -> ModelBundle:
+    """A bundled example (blocks until loaded; cached for the process)."""
+    return example_future(name).result()
 
 
 def example_available() -> bool:

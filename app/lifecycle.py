@@ -79,22 +79,19 @@ def register(dash: "Dashboard") -> Callable[[Any], None]:
     return on_destroyed
 
 
-def _example_token() -> str | None:
-    future = data._example  # never start loading it from here
-    if future is not None and future.done() and future.exception() is None:
-        return future.result().token
-    return None
+def _example_tokens() -> set[str]:
+    """Tokens of the bundled examples loaded so far (never starts loading one)."""
+    with data._lock:
+        futures = list(data._examples.values())
+    return {f.result().token for f in futures if f.done() and f.exception() is None}
 
 
 def open_tokens() -> set[str]:
-    """Bundle tokens of every open session, plus the bundled example's."""
+    """Bundle tokens of every open session, plus the bundled examples'."""
     with _lock:
         dashes = list(_live)
     tokens = {d.state.bundle.token for d in dashes if d.state.bundle is not None}
-    example = _example_token()
-    if example is not None:
-        tokens.add(example)
-    return tokens
+    return tokens | _example_tokens()
 
 
 def release(dash: "Dashboard") -> int:

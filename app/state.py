@@ -78,10 +78,10 @@ def format_block_shape(block_shape: tuple[int, ...] | None) -> str:
     return "" if block_shape is None else ", ".join(str(v) for v in block_shape)
 
 
-def default_on_chip(index: int, neuron: str) -> bool:
-    """The converter's default placement: the first layer off chip, the rest on chip
-    (unless its neuron type cannot run on Loihi)."""
-    return index > 0 and bool(NEURON_TYPES[neuron].on_chip_capable)
+def default_on_chip(fed_by_input: bool, neuron: str) -> bool:
+    """The converter's default placement: the layers fed by the input off chip (they turn
+    it into spikes), the rest on chip (unless its neuron type cannot run on Loihi)."""
+    return not fed_by_input and bool(NEURON_TYPES[neuron].on_chip_capable)
 
 
 class LayerTuning(param.Parameterized):
@@ -94,6 +94,10 @@ class LayerTuning(param.Parameterized):
     layer = param.String(default="", constant=True, doc="Keras layer name")
     shape = param.Parameter(default=(1,), constant=True, doc="output shape (no batch axis)")
     index = param.Integer(default=0, constant=True, doc="position among the neuron layers")
+    inputs = param.List(default=[], constant=True,
+                        doc="the layers (or the model input) its connections come from")
+    fed_by_input = param.Boolean(default=False, constant=True,
+                                 doc="every connection comes from the model input")
     scale_firing_rates = param.Number(default=1.0, bounds=SCALE_BOUNDS,
                                       doc="multiplies the input gain, divides the output amplitude")
     block_shape = param.Parameter(default=None, doc="per-core tile of the layer; None = automatic")
@@ -163,9 +167,16 @@ class StudioState(param.Parameterized):
         """Switch to another model (or the example): new layers, fresh history, recompute."""
         network = loihi_core.convert(bundle.graph, bundle.config)
         tunings = {}
-        for i, (name, layer) in enumerate(network.layers.items()):
+        keras_layers = [(n, lay) for n, lay in network.layers.items() if not lay.is_input_encoder]
+        for i, (name, layer) in enumerate(keras_layers):
+            sources = list(dict.fromkeys(
+                network.input_name if c.pre not in network.layers
+                or network.layers[c.pre].is_input_encoder else c.pre
+                for c in network.connections_into(name)))
             with param.parameterized.discard_events(self):
-                t = LayerTuning(layer=name, shape=tuple(layer.shape), index=i, name=f"tuning_{name}")
+                t = LayerTuning(layer=name, shape=tuple(layer.shape), index=i, inputs=sources,
+                                fed_by_input=sources == [network.input_name],
+                                name=f"tuning_{name}")
             t.param.watch(self._on_tuning, list(_LAYER_FIELDS))
             tunings[name] = t
         self._undo.clear()
@@ -232,7 +243,7 @@ class StudioState(param.Parameterized):
                 entry["neuron"] = neuron.to_config()
             if t.synapse != default_synapse:
                 entry["synapse"] = t.synapse
-            if t.on_chip != default_on_chip(t.index, t.neuron):
+            if t.on_chip != default_on_chip(t.fed_by_input, t.neuron):
                 entry["on_chip"] = bool(t.on_chip)
             if entry:
                 layers[name] = entry
@@ -250,7 +261,8 @@ class StudioState(param.Parameterized):
                 cfg = s.neuron.to_config()
                 neuron_name = cfg if isinstance(cfg, str) else cfg["type"]
                 params = {} if isinstance(cfg, str) else {k: v for k, v in cfg.items() if k != "type"}
-                on_chip = s.on_chip if s.on_chip is not None else default_on_chip(t.index, neuron_name)
+                on_chip = (s.on_chip if s.on_chip is not None
+                           else default_on_chip(t.fed_by_input, neuron_name))
                 t.param.update(scale_firing_rates=float(s.scale_firing_rates),
                                block_shape=None if s.block_shape is None else tuple(s.block_shape),
                                neuron=neuron_name, neuron_params=params, synapse=s.synapse,
@@ -494,10 +506,10 @@ class StudioState(param.Parameterized):
             (name,) = self.layers
             model = self.bundle.name if self.bundle is not None else "this model"
             return [Problem("model", (
-                f"{model} cannot run on the chip: it has one neuron layer ({name}), and the "
-                "first neuron layer always runs on the host (it turns the input into spikes), "
-                "so no layer is left for the chip. Use a model with at least two layers with a "
-                "ReLU activation (e.g. a hidden Dense layer before the output)."))]
+                f"{model} has one neuron layer ({name}), which turns the input into spikes on "
+                f"the host by default, so no layer is left for the chip. Tick \"on chip\" on "
+                f"{name}: the host then encodes the input as NengoLoihi does (an on/off pair of "
+                f"spiking neurons per input value) and {name} runs on Loihi."))]
         return list(failure.problems)
 
     def status_reason(self) -> str:

@@ -112,9 +112,6 @@ def slider_window(log_value: float) -> tuple[float, float]:
 
 def on_chip_locked(t: LayerTuning) -> str:
     """Why a layer's *on chip* box cannot be changed ("" if it can)."""
-    if t.index == 0:
-        return ("the first neuron layer runs on the host: it turns the input into spikes "
-                "for the chip")
     if not NEURON_TYPES[t.neuron].on_chip_capable:
         return f"{t.neuron} neurons cannot run on Loihi; pick a Loihi neuron type first"
     return ""
@@ -310,10 +307,14 @@ class LayerCard(pn.viewable.Viewer):
         if st.emulation is not None and t.layer in st.emulation.result.spike_counts:
             r = st.emulation.result.rates().get(t.layer, 0.0)
             rate = f" · <b>{r:.0f} Hz</b>"
+        sources = ""
+        if t.inputs and (len(t.inputs) > 1 or t.index == 0
+                         or t.inputs[0] != list(st.layers)[t.index - 1]):
+            sources = f" · from {', '.join(t.inputs)}"
         html = (
             f"<div style='font-size:1.02em'><b>{t.layer}</b> "
             f"<span style='color:#555'>· {_shape_text(t.shape)} = {t.n_neurons:,} neurons · "
-            f"{where}{cores}{rate}</span></div>")
+            f"{where}{cores}{rate}{sources}</span></div>")
         if html != self.header.object:
             self.header.object = html
 

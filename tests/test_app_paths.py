@@ -116,13 +116,25 @@ def test_a_model_that_cannot_run_replaces_every_view(page, one_layer_model):
                what="the header")
     assert "chip" not in header.locator("b").first.locator("xpath=..").inner_text().split("·")[-1]
     assert not st.layers["conv"].on_chip
-    assert page.locator(".layer-conv input[type=checkbox]").is_disabled()
-    # the message says what can be done with this model
+    # the message says what can be done with this model, and it can be done: ticking
+    # "on chip" puts the only layer on Loihi behind NengoLoihi's on/off input encoding
     msg = " ".join(p.message for p in st.problems)
-    assert "one neuron layer" in msg and "after the first" not in msg
+    assert "one neuron layer" in msg and 'Tick "on chip"' in msg
+    box = page.locator(".layer-conv input[type=checkbox]")
+    assert not box.is_disabled()
+    box.check()
+    wait_until(lambda: st.layers["conv"].on_chip and not st.blocked and settled(dash)
+               and st.emulation is not None, page, what="the model on chip")
+    assert [h.endswith("_encoder") for h in st.chip_stage.chip.host_layers] == [True]
+    page.get_by_role("button", name="Auto-scale to target").click()
+    wait_until(lambda: settled(dash) and st.emulation is not None
+               and st.emulation.result.spike_counts["conv"].sum() > 0, page, what="spikes",
+               timeout=90)
+    wait_until(lambda: "cannot run" not in kpi_text(page), page, what="results in the KPIs")
     # the bundled example comes back complete
     page.get_by_role("button", name="Bundled example").click()
     wait_until(lambda: st.bundle.name != "one_layer.keras" and settled(dash), page, what="the example")
+    assert list(st.layers) == ["to-spikes", "conv0", "conv1", "dense0"]
     wait_until(lambda: shows_generation(page, "raster", st.generation), page, what="the raster")
     assert browser_source(page, "core-heatmap")["length"] == 4 * st.chip_stage.chip.n_cores
     assert "cannot run" not in kpi_text(page)
@@ -308,3 +320,22 @@ def test_the_page_needs_no_network(browser, served):
         assert dash.state.emulation is not None
     finally:
         context.close()
+
+
+def test_the_residual_example_shows_its_merge(page):
+    """The second bundled example: a layer fed by two branches says so in its card."""
+    page, dash = page
+    st = dash.state
+    page.locator(".example-choice select").select_option("MNIST residual (graph)")
+    page.get_by_role("button", name="Bundled example").click()
+    wait_until(lambda: st.bundle.name == "mnist_residual.keras" and settled(dash)
+               and st.emulation is not None, page, what="the residual example")
+    assert list(st.layers) == ["to-spikes", "conv0", "conv_a", "res", "dense0"]
+    assert st.layers["res"].inputs == ["conv0", "conv_a"]
+    header = page.locator(".layer-res").first.locator("b").first.locator("xpath=..")
+    wait_until(lambda: "from conv0, conv_a" in header.inner_text(), page, what="the res header")
+    rates = st.emulation.result.rates()
+    assert all(rates[name] > 50 for name in ("conv0", "conv_a", "res", "dense0")), rates
+    wait_until(lambda: browser_source(page, "core-heatmap")["length"]
+               == 4 * st.chip_stage.chip.n_cores, page, what="the heatmap")
+
