@@ -150,23 +150,26 @@ class Conv(LinearOp):
         sr, sc = self.strides
         pt, pl = self.pad
         cg, fg = c // self.groups, f // self.groups
+        # every (input channel, output channel) pair of a group, once
+        fo = np.arange(f)
+        ci = np.arange(cg)
+        in_ch = ((fo // fg) * cg)[None, :] + ci[:, None]  # (cg, f)
+        out_ch = np.broadcast_to(fo[None, :], (cg, f))
         rows, cols, vals = [], [], []
         oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
         for a in range(kh):
             for b in range(kw):
+                weights = self.kernel[a, b]  # (cg, f)
+                nz = weights != 0
+                if not nz.any():
+                    continue
                 iy, ix = oy * sr + a - pt, ox * sc + b - pl
                 ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
                 pix_in = (iy * w + ix)[ok]
                 pix_out = (oy * ow + ox)[ok]
-                for ci in range(cg):
-                    for fo in range(f):
-                        g = fo // fg
-                        value = self.kernel[a, b, ci, fo]
-                        if value == 0:
-                            continue
-                        rows.append(pix_in * c + g * cg + ci)
-                        cols.append(pix_out * f + fo)
-                        vals.append(np.full(pix_in.size, value))
+                rows.append((pix_in[:, None] * c + in_ch[nz][None, :]).ravel())
+                cols.append((pix_out[:, None] * f + out_ch[nz][None, :]).ravel())
+                vals.append(np.broadcast_to(weights[nz][None, :], (pix_in.size, int(nz.sum()))).ravel())
         if not rows:
             return sp.csr_matrix((self.n_in, self.n_out))
         return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
@@ -196,15 +199,21 @@ class Conv(LinearOp):
                 return None
             if bottom2 > 0 and n_mid * s1 - p1 < n_in:
                 return None
-        k1, k2 = self.full(), other.full()
-        (ah, aw), (bh, bw) = k1.shape[:2], k2.shape[:2]
+        k2 = other.full()
+        g1 = self.groups
+        (ah, aw), (bh, bw) = self.kernel.shape[:2], k2.shape[:2]
+        cg, mg = self.kernel.shape[2], self.kernel.shape[3] // g1
+        # the first kernel by group: (x, y, cg, g, mg); only its own group's middle channels
+        k1 = self.kernel.reshape(ah, aw, cg, g1, mg)
         s1r, s1c = self.strides
         kh, kw = ah + (bh - 1) * s1r, aw + (bw - 1) * s1c
-        out = np.zeros((kh, kw, k1.shape[2], k2.shape[3]))
+        out = np.zeros((kh, kw, g1, cg, k2.shape[3]))
         for a in range(bh):
             for b in range(bw):
+                rows = k2[a, b].reshape(g1, mg, -1)  # middle channels by group
                 out[a * s1r:a * s1r + ah, b * s1c:b * s1c + aw] += np.einsum(
-                    "xycm,mf->xycf", k1, k2[a, b])
+                    "xycgm,gmf->xygcf", k1, rows)
+        out = out.reshape(kh, kw, g1 * cg, -1)  # input channel g·cg + c
         groups = math.gcd(self.groups, other.groups)
         strides = (s1r * other.strides[0], s1c * other.strides[1])
         pad = (self.pad[0] + other.pad[0] * s1r, self.pad[1] + other.pad[1] * s1c)
