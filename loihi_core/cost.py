@@ -59,6 +59,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .chip import CORES_PER_CHIP, MAX_CHIPS, ChipModel
+from .errors import ConfigError
 
 # -- [D18] Table 2 ------------------------------------------------------------------------
 #: Energy per synaptic spike op (min): 23.6 pJ.  [D18] Table 2.
@@ -165,7 +166,7 @@ def place(chip: ChipModel, strategy: str = "serpentine") -> Placement:
     only decides where a chip's core ``c`` and the board's chip ``k`` sit on the mesh.
     """
     if strategy not in PLACEMENTS:
-        raise ValueError(f"placement strategy must be one of {PLACEMENTS}, got {strategy!r}")
+        raise ConfigError([("placement", f"expected one of {', '.join(PLACEMENTS)}, got {strategy!r}")])
     chips = np.array([b.chip for b in chip.blocks], np.int64)
     cores = np.array([b.core for b in chip.blocks], np.int64)
     if chips.size and (chips.min() < 0 or chips.max() >= MAX_CHIPS):
@@ -331,7 +332,7 @@ def estimate_from_counts(chip: ChipModel, spike_counts: dict[str, np.ndarray], s
         A :class:`Placement` or a strategy name for :func:`place`.
     """
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise ConfigError([("steps", f"expected >= 1 time steps per inference, got {steps}")])
     pl = place(chip, placement) if isinstance(placement, str) else placement
     fan = fan_out(chip, pl) if fan is None else fan
     n_cores = len(chip.blocks)
@@ -342,8 +343,8 @@ def estimate_from_counts(chip: ChipModel, spike_counts: dict[str, np.ndarray], s
     n_images = None
     for layer, table in fan.synops.items():
         if layer not in spike_counts:
-            raise ValueError(f"spike counts of layer {layer!r} are missing: the chip's "
-                             f"synapses read it")
+            raise ConfigError([("spike_counts", f"layer {layer!r} is missing: the chip's synapses "
+                                                f"read it; pass the counts of every layer")])
         counts = np.asarray(spike_counts[layer], np.float64)
         counts = counts.reshape(-1, counts.shape[-1])
         n_images = counts.shape[0]
