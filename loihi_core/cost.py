@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from .chip import CORES_PER_CHIP, MAX_CHIPS, ChipModel
+from .chip import CORES_PER_CHIP, ChipModel
 from .errors import ConfigError
 
 # -- [D18] Table 2 ------------------------------------------------------------------------
@@ -169,8 +169,9 @@ def place(chip: ChipModel, strategy: str = "serpentine") -> Placement:
         raise ConfigError([("placement", f"expected one of {', '.join(PLACEMENTS)}, got {strategy!r}")])
     chips = np.array([b.chip for b in chip.blocks], np.int64)
     cores = np.array([b.core for b in chip.blocks], np.int64)
-    if chips.size and (chips.min() < 0 or chips.max() >= MAX_CHIPS):
-        raise ValueError("the chip model is not allocated to chips of a board")
+    if chips.size and (chips.min() < 0 or cores.min() < 0):
+        raise ConfigError([("chip", "the chip model is not allocated to cores; map it with "
+                                    "map_to_chip first")])
     if strategy == "serpentine":
         tile = cores // CORES_PER_TILE
     else:

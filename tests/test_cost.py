@@ -151,3 +151,31 @@ def test_connected_blocks_close_cost_fewer_hops(tutorial_run):
 def test_missing_counts_name_the_layer():
     with pytest.raises(ValueError, match="'in'"):
         cost.estimate_from_counts(one_core(), {"a": np.zeros((1, 2))}, 10)
+
+
+def test_cli_simulate_writes_the_cost_and_map_json_the_placement(tmp_path, capsys):
+    import json
+
+    from loihi_core.cli import main
+    from refcases import case_config, load_case
+
+    ref = load_case("tutorial_random")
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(case_config("tutorial_random")))
+    data = tmp_path / "x.npz"
+    np.savez(data, images=ref.arrays["images"])
+    assert main(["map", str(ref.keras_path), "--config", str(cfg), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    # 14 cores filled in order, 4 a tile: tiles 0..3 along the first row of the mesh
+    assert doc["placement"]["tiles"] == [[c // 4, 0] for c in range(14)]
+    out = tmp_path / "out.npz"
+    assert main(["simulate", str(ref.keras_path), "--config", str(cfg), "--inputs", str(data),
+                 "--sequential", "--out", str(out)]) == 0
+    assert "uJ per image" in capsys.readouterr().out
+    with np.load(out) as z:
+        terms = [k for k in z.files if k.startswith("cost/energy/")]
+        assert len(terms) == 5
+        assert float(z["cost/energy_per_image_J"]) == pytest.approx(sum(float(z[k]) for k in terms))
+        assert z["cost/synops_per_core"].shape == (14,)
+        assert float(z["cost/inferences_per_s"]) == pytest.approx(
+            1 / (float(z["cost/time_per_step_s"]) * 30))
