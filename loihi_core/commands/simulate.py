@@ -60,9 +60,7 @@ def run(args: argparse.Namespace) -> int:
         out[f"spike_counts/{name}"] = counts
     for name in result.spikes:
         out[f"spikes/{name}"] = result.flat_spikes(name)
-    if labels is not None:
-        out["labels"] = labels
-    from ..cost import estimate
+    from ..cost import estimate  # the Loihi cost model's figures, under cost/
 
     report = estimate(chip, result)
     for key in ("energy_per_image_J", "time_per_step_s", "inferences_per_s", "static_power_W"):
@@ -70,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     for term, joules in report.energy_breakdown_J.items():
         out[f"cost/energy/{term}"] = np.float64(joules)
     out["cost/synops_per_core"] = report.synops_per_core
+    if labels is not None:
+        out["labels"] = labels
     np.savez_compressed(args.out, **out)
     steps = result.steps * result.n_images
     print(f"emulated {result.n_images} images x {result.steps} steps on {chip.n_cores} cores "
