@@ -256,6 +256,10 @@ class CostReport:
     """Energy and time of one presentation (per image, averaged over the images given).
 
     Energies are dynamic (joules per inference); ``static_power_W`` is separate.
+    ``energy_per_layer_J`` charges a layer with what its spikes cost (synaptic operations
+    and messages, host layers included) plus its compartments' updates; it adds up to
+    ``energy_per_image_J``. Per-core arrays follow ``chip.blocks``: synaptic operations
+    received, active/inactive updates per image, mean work per step (s) and energy (J).
     """
 
     steps: int
@@ -341,14 +345,12 @@ def estimate_from_counts(chip: ChipModel, spike_counts: dict[str, np.ndarray], s
     messages = hops_ew = hops_ns = 0.0
     latency = 0.0
     energy_layer: dict[str, float] = {}
-    n_images = None
     for layer, table in fan.synops.items():
         if layer not in spike_counts:
             raise ConfigError([("spike_counts", f"layer {layer!r} is missing: the chip's synapses "
                                                 f"read it; pass the counts of every layer")])
         counts = np.asarray(spike_counts[layer], np.float64)
         counts = counts.reshape(-1, counts.shape[-1])
-        n_images = counts.shape[0]
         mean = counts.mean(axis=0)
         synops += table.T @ mean
         m = float(mean @ fan.messages[layer])
@@ -368,8 +370,6 @@ def estimate_from_counts(chip: ChipModel, spike_counts: dict[str, np.ndarray], s
             c = c.reshape(-1, c.shape[-1]).mean(axis=0)
             active[k] = float(np.minimum(c[b.neuron_ids], steps).sum())
     inactive = comps * steps - active
-    for k, b in enumerate(chip.blocks):
-        energy_layer.setdefault(b.layer, 0.0)
     neuron_e = active * E_NEURON_ACTIVE + inactive * E_NEURON_INACTIVE
     for k, b in enumerate(chip.blocks):
         energy_layer[b.layer] = energy_layer.get(b.layer, 0.0) + float(neuron_e[k])
