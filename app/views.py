@@ -308,7 +308,13 @@ class KpiStrip(pn.viewable.Viewer):
             ops = emu.result.synaptic_ops
             if ops is not None and len(ops):
                 cards.append(self._card("Synaptic ops / image", f"{float(np.mean(ops)) / 1e6:.2f} M",
-                                        f"≈ {float(np.mean(ops)) * 23.6e-12 * 1e6:.1f} µJ on Loihi"))
+                                        "emulator count"))
+            cost = getattr(emu, "cost", None)  # loihi_core.cost estimate (issue 17)
+            if cost is not None:
+                cards.append(self._card("Energy / image (Loihi est.)",
+                                        f"{cost.energy_per_image_J * 1e6:.1f} µJ",
+                                        f"{cost.inferences_per_s:,.0f} images/s · "
+                                        f"{cost.time_per_step_s * 1e6:.2f} µs/step"))
         if not cards:
             cards.append(self._card("Loihi Studio", "…", "computing"))
         if st.current:

@@ -179,3 +179,20 @@ def test_cli_simulate_writes_the_cost_and_map_json_the_placement(tmp_path, capsy
         assert z["cost/synops_per_core"].shape == (14,)
         assert float(z["cost/inferences_per_s"]) == pytest.approx(
             1 / (float(z["cost/time_per_step_s"]) * 30))
+
+
+def test_app_emulation_stage_carries_the_cost_of_its_live_images():
+    import loihi_core
+    from app.data import FALLBACK_MODEL, bundle_for_graph
+    from app.state import StudioState
+
+    graph = loihi_core.load_model(FALLBACK_MODEL)
+    config = loihi_core.TunedConfig().with_defaults(scale_firing_rates=100.0, synapse=0.005)
+    images = np.random.default_rng(3).uniform(0, 1, (8, 28, 28, 1)).astype(np.float32)
+    bundle = bundle_for_graph(graph, "tutorial_random.keras", images, np.arange(8) % 10,
+                              "random", config)
+    state = StudioState(bundle, auto_compute=True, live_images=4, calib_images=8)
+    emu = state.emulation
+    expected = cost.estimate(state.chip_stage.chip, emu.result)
+    assert emu.cost.energy_per_image_J == expected.energy_per_image_J > 0
+    assert emu.cost.inferences_per_s == expected.inferences_per_s
