@@ -56,7 +56,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
 from .chip import CORES_PER_CHIP, ChipModel
 from .errors import ConfigError
@@ -187,13 +186,13 @@ def place(chip: ChipModel, strategy: str = "serpentine") -> Placement:
 class FanOut:
     """Static per-spike costs of every spike source (neurons of the on-chip and host layers).
 
-    Per source layer: ``synops`` (sparse ``n_neurons x n_cores``, synaptic operations one
-    spike causes in each core), ``messages`` (spike messages per spike), ``hops_ew``/
+    Per source layer: ``synops`` (``(neuron, core, ops)`` entries: one spike of ``neuron``
+    causes ``ops`` synaptic operations in ``core``), ``messages`` (spike messages per spike), ``hops_ew``/
     ``hops_ns`` (tile hops summed over a spike's messages) and ``latency`` (the slowest
     message's within-tile plus hop latency, seconds).
     """
 
-    synops: dict[str, sp.csr_matrix]
+    synops: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
     messages: dict[str, np.ndarray]
     hops_ew: dict[str, np.ndarray]
     hops_ns: dict[str, np.ndarray]
@@ -215,7 +214,6 @@ def fan_out(chip: ChipModel, placement: Placement) -> FanOut:
     Host neurons inject their spikes at the tile of the board's first core (x = y = 0),
     our assumption for where the host interface enters the mesh.
     """
-    n_cores = len(chip.blocks)
     sizes: dict[str, int] = {}
     rows: dict[str, list] = {}
     for k, b in enumerate(chip.blocks):
@@ -235,7 +233,7 @@ def fan_out(chip: ChipModel, placement: Placement) -> FanOut:
         src = np.concatenate([p[0] for p in parts])
         dst = np.concatenate([p[1] for p in parts])
         ops = np.concatenate([p[2] for p in parts])
-        out.synops[layer] = sp.csr_matrix((ops.astype(np.float64), (src, dst)), shape=(n, n_cores))
+        out.synops[layer] = (src, dst, ops.astype(np.float64))
         src_block = _source_blocks(chip, layer, n)[src]
         sx = np.where(src_block >= 0, placement.x[np.maximum(src_block, 0)], 0)
         sy = np.where(src_block >= 0, placement.y[np.maximum(src_block, 0)], 0)
@@ -352,12 +350,14 @@ def estimate_from_counts(chip: ChipModel, spike_counts: dict[str, np.ndarray], s
         counts = np.asarray(spike_counts[layer], np.float64)
         counts = counts.reshape(-1, counts.shape[-1])
         mean = counts.mean(axis=0)
-        synops += table.T @ mean
+        src, dst, ops = table
+        per_entry = mean[src] * ops
+        synops += np.bincount(dst, per_entry, minlength=n_cores)
         m = float(mean @ fan.messages[layer])
         ew = float(mean @ fan.hops_ew[layer])
         ns = float(mean @ fan.hops_ns[layer])
         messages, hops_ew, hops_ns = messages + m, hops_ew + ew, hops_ns + ns
-        energy_layer[layer] = (float(table.sum(axis=1).A1 @ mean) * E_SYNOP + m * E_SPIKE_TILE
+        energy_layer[layer] = (float(per_entry.sum()) * E_SYNOP + m * E_SPIKE_TILE
                                + ew * E_HOP_EW + ns * E_HOP_NS)
         if (mean > 0).any():
             latency = max(latency, float(fan.latency[layer][mean > 0].max()))
