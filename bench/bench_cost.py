@@ -4,8 +4,9 @@ Two reconstructions, each as faithful as its paper's text allows (assumptions pr
 
 * **Blouw et al. 2019** (NICE '19, "Benchmarking keyword spotting efficiency on neuromorphic
   hardware"): 390-d MFCC frame → 256 → 256 → 29, fully connected, trained with NengoDL,
-  input layer on chip (the paper: "the neurons in the input layer across ... two cores in the
-  original keyword spotter"). Table 1, Loihi row: idle 0.029 W, running 0.110 W, dynamic
+  both hidden layers on chip, the 390 inputs turned into spikes by NengoLoihi's on/off
+  encoder (the paper: "the neurons in the input layer across ... two cores in the original
+  keyword spotter"; our first hidden layer also takes two cores). Table 1, Loihi row: idle 0.029 W, running 0.110 W, dynamic
   0.081 W, 296 inferences/s, 0.00027 J per inference.
 * **Rueckauer et al. 2021/2022** (NxTF, "An API and compiler for deep spiking neural
   networks on Intel Loihi", abstract): a 28-layer, 4 M-parameter MobileNet with input size
@@ -113,8 +114,8 @@ def main() -> None:
     rows = []
     print("Blouw et al. 2019 keyword spotter, reconstructed")
     print("  assumptions: random (Glorot) weights and N(0,1) frames (the trained weights are a\n"
-          "  pickle we do not load); LoihiSpikingRectifiedLinear; dt 1 ms; input layer on chip\n"
-          "  (NengoLoihi on/off encoder); each frame presented back to back (sequential) for\n"
+          "  pickle we do not load); LoihiSpikingRectifiedLinear; dt 1 ms; both hidden\n"
+          "  layers on chip behind NengoLoihi's on/off input encoder; each frame presented back to back (sequential) for\n"
           "  the steps below; rates calibrated to the target (the paper gives neither steps\n"
           "  per inference nor rates)")
     results = {}
