@@ -114,10 +114,10 @@ def main() -> None:
     rows = []
     print("Blouw et al. 2019 keyword spotter, reconstructed")
     print("  assumptions: random (Glorot) weights and N(0,1) frames (the trained weights are a\n"
-          "  pickle we do not load); LoihiSpikingRectifiedLinear; dt 1 ms; both hidden\n"
-          "  layers on chip behind NengoLoihi's on/off input encoder; each frame presented back to back (sequential) for\n"
-          "  the steps below; rates calibrated to the target (the paper gives neither steps\n"
-          "  per inference nor rates)")
+          "  pickle we do not load); LoihiSpikingRectifiedLinear; dt 1 ms; both hidden layers\n"
+          "  on chip behind NengoLoihi's on/off input encoder; frames back to back (sequential)\n"
+          "  for the steps below; rates calibrated to the target (the paper gives neither\n"
+          "  steps per inference nor rates)")
     results = {}
     for steps, rate in [(10, 100.0), (10, 200.0), (30, 200.0)]:
         t = time.perf_counter()
