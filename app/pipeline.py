@@ -133,6 +133,7 @@ class EmulationStage:
     result: Any
     image_ids: np.ndarray
     seconds: float
+    cost: Any = None  # loihi_core.cost.CostReport of the live images (issue 17)
 
 
 @dataclass
@@ -334,8 +335,10 @@ def chip_stage(job: Job, network: Any) -> ChipStage:
 def emulation_stage(job: Job, chip: Any) -> EmulationStage:
     t0 = time.perf_counter()
     result = loihi_core.Emulator(chip).run(job.bundle.images[job.live], record=job.record)
+    from loihi_core.cost import estimate
+
     return EmulationStage(job.generation, job.config, result, np.asarray(job.live),
-                          time.perf_counter() - t0)
+                          time.perf_counter() - t0, cost=estimate(chip, result))
 
 
 _RESULTS = ByteLRU("app.results")

@@ -385,10 +385,16 @@ class KpiStrip(pn.viewable.Viewer):
                 mean = float(np.mean([rates[n] for n in chip_layers]))
                 cards.append(self._card("Mean rate (chip)", f"{mean:.0f} Hz",
                                         f"target {st.target_rate:.0f} Hz"))
+            cost = getattr(emu, "cost", None)  # loihi_core.cost estimate (issue 17)
+            if cost is not None:
+                cards.append(self._card("Energy / image (Loihi est.)",
+                                        f"{cost.energy_per_image_J * 1e6:.1f} µJ",
+                                        f"{cost.inferences_per_s:,.0f} images/s · "
+                                        f"{cost.time_per_step_s * 1e6:.2f} µs/step"))
             ops = emu.result.synaptic_ops
             if ops is not None and len(ops):
                 cards.append(self._card("Synaptic ops / image", f"{float(np.mean(ops)) / 1e6:.2f} M",
-                                        f"≈ {float(np.mean(ops)) * 23.6e-12 * 1e6:.1f} µJ on Loihi"))
+                                        "counted by the emulator"))
         reason = escape(st.status_reason())
         if not cards:
             if st.blocked:

@@ -2,6 +2,7 @@
 
 Maps the converted network onto Loihi cores and prints every block's use of the four
 per-core resources, the cores and chips used, and any over-limit errors (exit code 2).
+``--json`` adds ``placement``: each block's tile on the board's mesh (:func:`loihi_core.cost.place`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
                        n_chips=args.n_chips if args.n_chips is not None else config.n_chips,
                        raise_on_overflow=False, discretize=False)
     if args.json:
-        print(json.dumps(chip.to_dict(), indent=2))
+        from ..cost import place
+
+        print(json.dumps({**chip.to_dict(), "placement": place(chip).to_dict()}, indent=2))
     else:
         print(format_mapping(chip))
     return 2 if chip.errors else 0

@@ -4,7 +4,10 @@ Runs the bit-exact emulator and writes ``OUT.npz`` with ``output`` (n_steps, n_o
 ``predictions`` (argmax at each image's last step), ``rates/<layer>`` (mean Hz over
 active neurons), ``rates_all/<layer>`` (mean over all neurons), ``spike_counts/<layer>``
 (n_images, n_neurons), ``synaptic_ops`` (per image) and, with ``--record-spikes``,
-``spikes/<layer>`` (n_steps, n_neurons) uint8 in the reference files' layout.
+``spikes/<layer>`` (n_steps, n_neurons) uint8 in the reference files' layout. The cost
+model's figures (:mod:`loihi_core.cost`) go under ``cost/``: ``cost/energy_per_image_J``,
+``cost/time_per_step_s``, ``cost/inferences_per_s``, ``cost/static_power_W``,
+``cost/energy/<term>`` (the breakdown) and ``cost/synops_per_core``.
 """
 
 from __future__ import annotations
@@ -62,6 +65,14 @@ def run(args: argparse.Namespace) -> int:
         out[f"spike_counts/{name}"] = counts
     for name in result.spikes:
         out[f"spikes/{name}"] = result.flat_spikes(name)
+    from ..cost import estimate  # the Loihi cost model's figures, under cost/
+
+    report = estimate(chip, result)
+    for key in ("energy_per_image_J", "time_per_step_s", "inferences_per_s", "static_power_W"):
+        out[f"cost/{key}"] = np.float64(getattr(report, key))
+    for term, joules in report.energy_breakdown_J.items():
+        out[f"cost/energy/{term}"] = np.float64(joules)
+    out["cost/synops_per_core"] = report.synops_per_core
     if labels is not None:
         out["labels"] = labels
     write_file(args.out, lambda path: np.savez_compressed(path, **out))
@@ -71,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
           f"{result.mode})")
     if labels is not None:
         print(f"accuracy: {result.accuracy(labels):.2%}")
+    print(f"on Loihi (estimate, loihi_core.cost): {report.energy_per_image_J * 1e6:.2f} uJ per image "
+          f"dynamic, {report.time_per_step_s * 1e6:.2f} us per step, "
+          f"{report.inferences_per_s:,.0f} images/s; static {report.static_power_W:.3f} W")
     print("mean firing rates (active neurons):")
     print_rates(result.rates())
     print(f"wrote {args.out}")
