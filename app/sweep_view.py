@@ -24,7 +24,8 @@ from .views import problems_markdown
 
 #: Result columns that are not swept parameters.
 METRICS = {"index", "source", "accuracy", "spikes_per_image", "synops_per_image", "n_cores",
-           "latency_steps", "error", "config", "n_images", "seconds"}
+           "energy_per_image_J", "time_per_step_s", "latency_steps", "error", "config",
+           "n_images", "seconds"}
 
 
 def load_results_bytes(data: bytes, filename: str):

@@ -196,3 +196,22 @@ def test_app_emulation_stage_carries_the_cost_of_its_live_images():
     expected = cost.estimate(state.chip_stage.chip, emu.result)
     assert emu.cost.energy_per_image_J == expected.energy_per_image_J > 0
     assert emu.cost.inferences_per_s == expected.inferences_per_s
+
+
+def test_sweeps_write_the_cost_estimate_per_configuration():
+    """Sweep rows carry energy per image and time per step: the estimate of the same
+    emulator run (more spikes at a higher scale cost more energy)."""
+    from pathlib import Path
+
+    from loihi_core import load_config, load_model
+    from loihi_core.data import load_images_npz
+    from loihi_core.sweep import run_sweep
+
+    assets = Path(__file__).resolve().parent.parent / "assets" / "examples"
+    images, labels = load_images_npz(assets / "mnist_test.npz", require_labels=True)
+    table = run_sweep(load_model(assets / "mnist_tutorial.keras"), images[:32], labels[:32],
+                      {"schema_version": 1, "grid": {"layers.conv0.scale_firing_rates": [200, 750]}},
+                      base_config=load_config(assets / "mnist_tutorial.config.json"))
+    low, high = table.sort_values("layers.conv0.scale_firing_rates").itertuples()
+    assert 0 < low.energy_per_image_J < high.energy_per_image_J < 1e-3
+    assert 0 < low.time_per_step_s < 1e-3 and 0 < high.time_per_step_s < 1e-3

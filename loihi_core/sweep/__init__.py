@@ -63,6 +63,9 @@ Metrics (one row per configuration)
   every neuron layer (the off-chip input layer included).
 * ``spikes_per_image``: spikes of all neuron layers (off-chip input layer included) per
   image; ``synops_per_image``: synaptic operations (weight additions) on the chip per image.
+* ``energy_per_image_J``, ``time_per_step_s``: the cost model's estimate
+  (:func:`loihi_core.cost.estimate`: dynamic energy per inference, and time per step from the
+  slowest core, the slowest message and the barrier), averaged over the images.
 * ``n_cores``: Loihi cores the mapping uses (also given for configurations that do not
   fit, when the mapping got that far).
 * ``latency_steps``: for an image classified correctly, the number of presentation steps

@@ -39,6 +39,10 @@ class ShardStats:
         Presentation steps and time step (to turn counts into rates).
     n_cores
         Cores of the mapping (``None`` when the configuration did not map).
+    energy_J, step_time_sum
+        Estimated dynamic energy of the shard's images (J) and the sum over its images of the
+        estimated time per step (s), from :func:`loihi_core.cost.estimate` (floats: shards add
+        to round-off).
     error
         ``""``, or why the configuration cannot run (conversion or mapping failure).
     seconds
@@ -55,6 +59,8 @@ class ShardStats:
     steps: int = 0
     dt: float = 0.0
     n_cores: int | None = None
+    energy_J: float = 0.0
+    step_time_sum: float = 0.0
     error: str = ""
     seconds: float = field(default=0.0, compare=False)
 
@@ -199,6 +205,9 @@ def evaluate_shard(graph: Any, config: TunedConfig | str, images: np.ndarray, la
     labels = np.asarray(labels, np.int64)
     correct = result.predictions == labels
     latency = latency_steps(result.output, labels)
+    from ..cost import estimate
+
+    cost = estimate(prepared.emulator.chip, result)
     layer_spikes = {k: int(v.sum()) for k, v in result.spike_counts.items()}
     layer_active = {k: int(np.count_nonzero(v)) for k, v in result.spike_counts.items()}
     return ShardStats(
@@ -206,7 +215,8 @@ def evaluate_shard(graph: Any, config: TunedConfig | str, images: np.ndarray, la
         latency_sum=int(np.nansum(latency[correct])), spikes=sum(layer_spikes.values()),
         synops=int(result.synaptic_ops.sum()), layer_spikes=layer_spikes,
         layer_active=layer_active, steps=int(result.steps), dt=float(result.dt),
-        n_cores=prepared.n_cores, seconds=time.perf_counter() - t0)
+        n_cores=prepared.n_cores, energy_J=cost.energy_per_image_J * n,
+        step_time_sum=cost.time_per_step_s * n, seconds=time.perf_counter() - t0)
 
 
 def combine_shards(shards: Sequence[ShardStats]) -> dict[str, Any]:
@@ -234,6 +244,8 @@ def combine_shards(shards: Sequence[ShardStats]) -> dict[str, Any]:
         out[f"rate/{layer}"] = (spikes / active) / seconds if active else 0.0
     out["spikes_per_image"] = sum(s.spikes for s in shards) / n
     out["synops_per_image"] = sum(s.synops for s in shards) / n
+    out["energy_per_image_J"] = sum(s.energy_J for s in shards) / n
+    out["time_per_step_s"] = sum(s.step_time_sum for s in shards) / n
     out["latency_steps"] = (sum(s.latency_sum for s in shards) / n_correct if n_correct
                             else math.nan)
     out["error"] = ""

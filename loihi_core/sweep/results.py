@@ -21,8 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 #: Columns after the swept fields and ``accuracy``/``rate/<layer>``, in table order.
-TAIL_COLUMNS = ("spikes_per_image", "synops_per_image", "n_cores", "latency_steps", "n_images",
-                "seconds", "error", "config")
+TAIL_COLUMNS = ("spikes_per_image", "synops_per_image", "energy_per_image_J", "time_per_step_s",
+                "n_cores", "latency_steps", "n_images", "seconds", "error", "config")
 
 
 def result_columns(fields: Sequence[str], layers: Sequence[str]) -> list[str]:

@@ -259,7 +259,7 @@ class _Collector:
         df["error"] = df["error"].fillna("").astype(str)
         df["n_cores"] = df["n_cores"].astype("Int64")
         for col in ["accuracy", *rate_cols, "spikes_per_image", "synops_per_image",
-                    "latency_steps"]:
+                    "energy_per_image_J", "time_per_step_s", "latency_steps"]:
             df[col] = df[col].astype(float)
         df.attrs["duplicates_ignored"] = self.duplicates
         return df
