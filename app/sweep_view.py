@@ -39,17 +39,29 @@ def swept_fields(df) -> list[str]:
     return [c for c in df.columns if c not in METRICS and not c.startswith("rate/")]
 
 
-def scatter_columns(df) -> tuple[dict, dict, list[int]]:
-    """Columns of all configurations that ran, of the front, and the front's row labels."""
+#: What the scatter's x axis can show (a cost to minimise): label → (column, display scale).
+X_AXES = {"spikes per image (energy proxy)": ("spikes_per_image", 1.0),
+          "energy per image (µJ, Loihi estimate)": ("energy_per_image_J", 1e6),
+          "time per step (µs, Loihi estimate)": ("time_per_step_s", 1e6),
+          "latency (steps to a stable answer)": ("latency_steps", 1.0)}
+
+
+def scatter_columns(df, x_axis: str = "spikes per image (energy proxy)"
+                    ) -> tuple[dict, dict, list[int]]:
+    """Columns of all configurations that ran, of the front, and the front's row labels
+    (``spikes`` holds the chosen x axis, in display units)."""
     from loihi_core.sweep import pareto_front
 
-    ok = df[(df["error"] == "") & df["accuracy"].notna() & df["spikes_per_image"].notna()]
+    column, scale = X_AXES[x_axis]
+    if column not in df.columns:  # a results file from before the cost model
+        column, scale = "spikes_per_image", 1.0
+    ok = df[(df["error"] == "") & df["accuracy"].notna() & df[column].notna()]
     fields = swept_fields(df)
     label = [", ".join(f"{f}={row[f]}" for f in fields) for _, row in ok.iterrows()]
-    allc = {"row": [int(i) for i in ok.index], "spikes": ok["spikes_per_image"].astype(float).tolist(),
+    allc = {"row": [int(i) for i in ok.index], "spikes": (ok[column].astype(float) * scale).tolist(),
             "accuracy": (ok["accuracy"].astype(float) * 100).tolist(), "params": label}
-    front = pareto_front(df)
-    frontc = {"spikes": front["spikes_per_image"].astype(float).tolist(),
+    front = pareto_front(df, minimize=column)
+    frontc = {"spikes": (front[column].astype(float) * scale).tolist(),
               "accuracy": (front["accuracy"].astype(float) * 100).tolist()}
     return allc, frontc, [int(i) for i in front.index]
 
@@ -88,6 +100,11 @@ class SweepPanel(pn.viewable.Viewer):
         self.figure = fig
         self.points.selected.on_change("indices", self._on_tap)
         self.file = pn.widgets.FileInput(accept=".csv", css_classes=["sweep-file"], margin=(4, 8))
+        self.x_axis = pn.widgets.Select(label="x axis (a cost to minimise)", options=list(X_AXES),
+                                        width=300, margin=(4, 8), css_classes=["sweep-x"])
+        self.x_axis.param.watch(lambda e: self.df is not None and self.load(self.df, self._name),
+                                "value")
+        self._name = "results.csv"
         self.choice = pn.widgets.Select(label="configuration", options={}, width=520, margin=(4, 8))
         self.apply = pn.widgets.Button(label="Apply to the tuning", color="primary", disabled=True,
                                        width=200, margin=(24, 8, 4, 8))
@@ -99,20 +116,21 @@ class SweepPanel(pn.viewable.Viewer):
             pn.pane.HTML("<div style='font-size:0.9em;color:#5b6675'>Results of "
                          "<code>loihi-studio sweep MODEL.keras --data X.npz --grid SWEEP.json --out results.csv</code>:"
                          "</div>", margin=(8, 8, 0, 8)),
-            self.file, self.alert, self.summary,
+            pn.Row(self.file, self.x_axis), self.alert, self.summary,
             pn.pane.Bokeh(fig, sizing_mode="stretch_width"),
             pn.Row(self.choice, self.apply), sizing_mode="stretch_width")
 
     def load(self, df, name: str = "results.csv") -> None:
         """Show a results table (also what the tests call)."""
-        self.df = df
-        allc, frontc, front_rows = scatter_columns(df)
+        self.df, self._name = df, name
+        allc, frontc, front_rows = scatter_columns(df, self.x_axis.value)
         self.points.data = allc
         self.front.data = frontc
         failed = int((df["error"] != "").sum())
         self.summary.object = (f"<b>{name}</b>: {len(df)} configurations, {failed} did not run; "
                                f"{len(front_rows)} on the Pareto front")
-        self.figure.title.text = "Accuracy vs spikes per image"
+        self.figure.title.text = f"Accuracy vs {self.x_axis.value.split(' (')[0]}"
+        self.figure.xaxis.axis_label = self.x_axis.value
         self.figure.legend.visible = bool(allc["row"])
         xs, ys = allc["spikes"], allc["accuracy"]
         if xs:

@@ -443,6 +443,13 @@ def test_sweep_tab_shows_the_front_and_applies_a_row(state, bundle, tmp_path):
     front_rows = list(sweep.pareto_front(loaded).index)
     assert len(panel.points.data["row"]) == 3 and len(panel.front.data["spikes"]) == len(front_rows)
     assert list(panel.choice.options.values())[: len(front_rows)] == front_rows
+    # the x axis can be the estimated energy: the front is then the energy front
+    panel.x_axis.value = "energy per image (µJ, Loihi estimate)"
+    energy_front = list(sweep.pareto_front(loaded, minimize="energy_per_image_J").index)
+    assert len(panel.front.data["spikes"]) == len(energy_front)
+    assert panel.front.data["spikes"][0] == pytest.approx(
+        loaded.loc[energy_front[0], "energy_per_image_J"] * 1e6)
+    assert "energy" in panel.figure.xaxis.axis_label
     row = front_rows[-1]
     assert panel.apply_row(row)
     assert state.config.to_json() == sweep.config_of(loaded.loc[row]).to_json()
