@@ -308,6 +308,7 @@ class Dashboard(Actions, pn.viewable.Viewer):
             self.network_pane.object = table
 
     def _on_emulation(self, event: param.parameterized.Event) -> None:
+        self.cores.refresh_cost()
         self.raster.refresh()
         self.rates.refresh()
         for card in self.cards.values():

@@ -239,6 +239,63 @@ class CoreHeatmap:
         _tag([self.source], generation)
 
 
+def core_cost_columns(chip: Any, cost: Any) -> tuple[dict, list[tuple[str, str]]]:
+    """Cells (core × energy/time) of a cost estimate, as a share of the costliest core."""
+    cols: dict[str, list] = {k: [] for k in ("core", "what", "fraction", "layer", "value")}
+    factors = []
+    energy = np.asarray(cost.core_energy_J, float)
+    time = np.asarray(cost.core_time_per_step_s, float)
+    top_e, top_t = max(float(energy.max(initial=0)), 1e-30), max(float(time.max(initial=0)), 1e-30)
+    for k, b in enumerate(chip.blocks):
+        key = (f"chip {max(b.chip, 0)}", str(max(b.core, 0) if b.core >= 0 else b.index))
+        factors.append(key)
+        for what, value, top, text in (("energy", energy[k], top_e, f"{energy[k] * 1e6:.3f} µJ/image"),
+                                       ("time/step", time[k], top_t, f"{time[k] * 1e9:.0f} ns/step")):
+            cols["core"].append(key)
+            cols["what"].append(what)
+            cols["fraction"].append(float(value / top))
+            cols["layer"].append(b.layer)
+            cols["value"].append(text)
+    return cols, factors
+
+
+class CoreCostHeatmap:
+    """Estimated energy and work per step of every core, relative to the costliest one:
+    the slowest and most expensive cores stand out (``loihi_core.cost``)."""
+
+    def __init__(self, height: int = 110):
+        self.source = ColumnDataSource({k: [] for k in ("core", "what", "fraction", "layer", "value")},
+                                       name="core-cost")
+        fig = _figure(height, x_range=FactorRange(factors=[("chip 0", "0")]),
+                      y_range=FactorRange(factors=["time/step", "energy"]),
+                      tools="hover,save,reset,xwheel_zoom,xpan")
+        mapper = LinearColorMapper(palette=Viridis256, low=0.0, high=1.0)
+        fig.rect(x="core", y="what", width=0.94, height=0.94, source=self.source,
+                 fill_color={"field": "fraction", "transform": mapper}, line_color=None)
+        fig.hover.tooltips = [("core", "@core"), ("layer", "@layer"), ("", "@value"),
+                              ("of the costliest core", "@fraction{0%}")]
+        fig.xaxis.major_label_text_font_size = "0pt"
+        fig.xgrid.grid_line_color = None
+        fig.ygrid.grid_line_color = None
+        fig.title.text = "Estimated cost per core: waiting for an emulation"
+        self.figure = fig
+
+    def update(self, chip: Any, cost: Any, generation: int = 0) -> None:
+        cols, factors = core_cost_columns(chip, cost)
+        self.figure.x_range.factors = factors or [("chip 0", "0")]
+        self.source.data = cols
+        slowest = chip.blocks[cost.slowest_core].layer if cost.n_cores else "–"
+        self.figure.title.text = (f"Estimated cost per core (share of the costliest) · slowest "
+                                  f"core: {slowest}, {cost.time_per_step_s * 1e6:.2f} µs/step")
+        _tag([self.source], generation)
+
+    def clear(self, reason: str, generation: int = 0) -> None:
+        self.figure.x_range.factors = [("chip 0", "0")]
+        self.source.data = {k: [] for k in self.source.data}
+        self.figure.title.text = _clip(f"No cost estimate: {reason}")
+        _tag([self.source], generation)
+
+
 # ---------------------------------------------------------------------------------------
 # rates vs target
 # ---------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from bokeh.models import CustomJSTickFormatter
 from loihi_core.neurons import NEURON_TYPES
 
 from .pipeline import Problem
-from .plots import CoreHeatmap, ImageThumb, ProfilePlot, RasterPlot, RatesPlot
+from .plots import CoreCostHeatmap, CoreHeatmap, ImageThumb, ProfilePlot, RasterPlot, RatesPlot
 from .state import (SCALE_BOUNDS, LayerTuning, StudioState, _round_sig, fit_block_shape,
                     format_block_shape, parse_block_shape)
 
@@ -427,8 +427,10 @@ class CoresPanel(pn.viewable.Viewer):
     def __init__(self, **params: Any):
         super().__init__(**params)
         self.plot = CoreHeatmap()
+        self.cost_plot = CoreCostHeatmap()
         # loading overlays go on a wrapping Column: Panel 1.9 cannot set them on a Bokeh pane
         self.pane = pn.Column(pn.pane.Bokeh(self.plot.figure, sizing_mode="stretch_width"),
+                              pn.pane.Bokeh(self.cost_plot.figure, sizing_mode="stretch_width"),
                               sizing_mode="stretch_width", margin=0)
         self.alert = _alert()
         self.layout = pn.Column(self.pane, self.alert, sizing_mode="stretch_width")
@@ -439,7 +441,19 @@ class CoresPanel(pn.viewable.Viewer):
             self.plot.update(st.chip_stage.chip, st.chip_stage.generation)
         else:
             self.plot.clear(st.status_short(), st.generation)
+        self.refresh_cost()
         _show(self.alert, st.problems_for("mapping"))
+
+    def refresh_cost(self) -> None:
+        st = self.state
+        emu = st.emulation
+        cost = getattr(emu, "cost", None) if emu is not None else None
+        chip = getattr(emu, "chip", None) if emu is not None else None
+        chip = chip if chip is not None else (st.chip_stage.chip if st.chip_stage else None)
+        if cost is not None and chip is not None and len(chip.blocks) == cost.n_cores:
+            self.cost_plot.update(chip, cost, st.generation)
+        else:
+            self.cost_plot.clear(st.status_short() or "waiting for an emulation", st.generation)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self.layout

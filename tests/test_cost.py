@@ -215,3 +215,19 @@ def test_sweeps_write_the_cost_estimate_per_configuration():
     low, high = table.sort_values("layers.conv0.scale_firing_rates").itertuples()
     assert 0 < low.energy_per_image_J < high.energy_per_image_J < 1e-3
     assert 0 < low.time_per_step_s < 1e-3 and 0 < high.time_per_step_s < 1e-3
+
+
+def test_the_app_shows_the_cost_of_every_core():
+    """The cores panel's cost row: one energy and one time cell per core, the costliest
+    core at 1 (what stands out), values from the emulation's cost estimate."""
+    from app.data import load_example
+    from app.dashboard import build_dashboard
+
+    dash = build_dashboard(load_example())
+    cost = dash.state.emulation.cost
+    data = dash.cores.cost_plot.source.data
+    n = dash.state.chip_stage.chip.n_cores
+    assert len(data["core"]) == 2 * n == 2 * cost.n_cores
+    energy = [f for f, w in zip(data["fraction"], data["what"]) if w == "energy"]
+    assert max(energy) == 1.0 and min(energy) > 0
+    assert "slowest core" in dash.cores.cost_plot.figure.title.text
