@@ -29,6 +29,10 @@ from .inputs import check_labels, infer_input_range, network_images
 from .network import SpikingNetwork
 
 METHODS = ("emulator", "rate")
+#: Starting points of :func:`calibrate`'s emulator search.
+STARTS = ("rate", "relu")
+#: Emulator runs that correct all off-target layers at once (``start="rate"``).
+JOINT_RUNS = 3
 
 #: Where calibration starts when no config is given: the NengoLoihi tutorial's settings
 #: (5 ms lowpass synapses, 50 steps per image, scale 100). NengoDL's own defaults (no
@@ -278,7 +282,8 @@ def calibrate(model: Any, images: np.ndarray, config: Any = None, target_rate: f
               tolerance: float = 0.05, max_iterations: int = 10, method: str = "emulator",
               presentation_steps: int | None = None, layers: list[str] | None = None,
               progress: Callable[[int, dict[str, float]], None] | None = None,
-              labels: Any = None, evaluate_result: bool = True) -> CalibrationResult:
+              labels: Any = None, evaluate_result: bool = True,
+              start: str = "rate") -> CalibrationResult:
     """Find per-layer ``scale_firing_rates`` that put every layer's mean rate on target.
 
     A layer's rate depends on its own scale and on the layers before it, never on the
@@ -317,6 +322,13 @@ def calibrate(model: Any, images: np.ndarray, config: Any = None, target_rate: f
     evaluate_result
         Run the final config once more on ``images`` and compare with Keras
         (``result.evaluation``).
+    start
+        Where the emulator search starts: ``"rate"`` (default) first calibrates every
+        layer on the chip-true rate model (:func:`rate_mode_rates`, no emulator runs),
+        then corrects all off-target layers at once per emulator run, and only then
+        searches layer by layer; ``"relu"`` starts the layer-by-layer search from the
+        tutorial's one-shot ReLU estimate (``history[0]`` is then that estimate).
+        ``bench/bench_calibrate.py`` counts the emulator runs of both.
 
     Warns
     -----
@@ -372,8 +384,18 @@ def calibrate(model: Any, images: np.ndarray, config: Any = None, target_rate: f
         warnings.warn(unfiltered, UserWarning, stacklevel=2)
     if cfg.input_range is None:  # record what the scales were calibrated for
         cfg = cfg.with_defaults(input_range=list(infer_input_range(images)))
-    start = initial_scales(network, images, target_rate)
-    scales = {n: start[n] for n in names}
+    _args.choice(start, "start", STARTS)
+    first = initial_scales(network, images, target_rate)
+    if method == "emulator" and start == "rate":
+        with warnings.catch_warnings():  # the unfiltered-readout note is given once, above
+            warnings.simplefilter("ignore")
+            rate_pass = calibrate(graph, images, cfg, target_rate, tolerance=tolerance,
+                                  max_iterations=max_iterations, method="rate",
+                                  presentation_steps=presentation_steps, layers=names,
+                                  evaluate_result=False, start="relu")
+        first = {**first, **rate_pass.scales}
+    start_scales = first
+    scales = {n: start_scales[n] for n in names}
     history: list[dict] = []
     rates: dict[str, float] = {}
 
@@ -390,6 +412,17 @@ def calibrate(model: Any, images: np.ndarray, config: Any = None, target_rate: f
         return result
 
     rates = measure()
+    if method == "emulator" and start == "rate":
+        # all layers per run: each off-target layer scaled by target / its rate (a relu
+        # layer's rate is roughly proportional to its scale); layers whose rate moves in
+        # jumps are left to the layer-by-layer search below
+        for _ in range(min(JOINT_RUNS, max_iterations)):
+            off = [n for n in names if rates[n] > 0 and abs(rates[n] / target_rate - 1) > tolerance]
+            if not off:
+                break
+            for n in off:
+                scales[n] = scales[n] * target_rate / rates[n]
+            rates = measure()
     for name in names:
         tried: list[tuple[float, float]] = []  # (scale, rate) of this layer
         for _ in range(max_iterations):
@@ -413,7 +446,7 @@ def calibrate(model: Any, images: np.ndarray, config: Any = None, target_rate: f
     evaluation = (evaluate(graph, images, cfg, labels, presentation_steps=presentation_steps)
                   if evaluate_result else None)
     return CalibrationResult(config=cfg, scales=dict(scales), rates=rates,
-                             initial_scales={n: start[n] for n in names}, history=history,
+                             initial_scales={n: start_scales[n] for n in names}, history=history,
                              converged=converged, target_rate=float(target_rate),
                              tolerance=float(tolerance), evaluation=evaluation, warnings=notes)
 

@@ -17,6 +17,9 @@ Two decisions make the converter safe:
   recognise can never become a silent linear layer (the seed-002 bug).
 
 Keras is imported lazily inside the functions: ``import loihi_core.graph`` stays cheap.
+Files are first read without TensorFlow by :mod:`loihi_core.keras_file` (JSON config and
+HDF5 weights only, same graph bit for bit); whatever that reader does not understand
+exactly falls back to the Keras loader below (``LOIHI_STUDIO_KERAS_LOADER=1`` forces it).
 Graph walking relies on Keras 3 internals (``Sequential._functional``,
 ``Functional._nodes_by_depth``, ``Node.parent_nodes``); ``tests/test_graph.py`` pins them.
 """
@@ -85,6 +88,10 @@ KIND_BY_CLASS = {
     "Average": "merge",
     "Concatenate": "merge",
 }
+
+#: Set to ``1`` to read ``.keras`` files with Keras only (skips the TF-free reader of
+#: :mod:`loihi_core.keras_file`; ``bench/bench_cli.py`` uses it for the "before" column).
+KERAS_LOADER_ENV = "LOIHI_STUDIO_KERAS_LOADER"
 
 #: The activation names the converter understands; anything else is unsupported.
 SUPPORTED_ACTIVATIONS = ("relu", "linear", "softmax")
@@ -228,11 +235,17 @@ def load_model(source: Any) -> LayerGraph:
         return source
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        model = read_keras_file(path)
-        graph = graph_from_model(model)
+        check_keras_file(path)
+        graph = None
+        if os.environ.get(KERAS_LOADER_ENV, "") in ("", "0"):
+            from .keras_file import read_graph  # noqa: PLC0415 (import cycle)
+
+            graph = read_graph(path)
+        if graph is None:
+            graph = graph_from_model(read_keras_file(path))
         graph.source = str(path)
         graph.sha256 = file_sha256(path)
-        graph.keras_version = _saved_keras_version(path) or graph.keras_version
+        graph.keras_version = _saved_keras_version(path) or graph.keras_version or _keras_version()
         return graph
     return graph_from_model(source)
 
@@ -250,6 +263,29 @@ def read_keras_file(path: str | os.PathLike):
 
     Checks the file first so that the common mistakes get a clear message instead of a
     Keras traceback. Returns the ``keras.Model``.
+    """
+    path = Path(path)
+    check_keras_file(path)
+    keras = _import_keras()
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:  # Keras raises ValueError/TypeError/OSError/KeyError ...
+        shown = str(path)
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "safe_mode" in str(exc) or "Lambda" in str(exc):
+            raise ModelLoadError(
+                f"{shown!r} contains code (a Lambda layer or a pickled function) that safe mode "
+                f"refuses to load; replace it with standard Keras layers. Keras said: {msg}") from None
+        raise ModelLoadError(f"cannot load {shown!r}: {type(exc).__name__}: {msg}") from None
+
+
+def check_keras_file(path: str | os.PathLike) -> None:
+    """Refuse what is not a readable Keras 3 ``.keras`` zip, with a message naming the file.
+
+    Raises
+    ------
+    ModelLoadError
+        For a missing file, a directory, a legacy ``.h5``, a non-zip or a corrupt zip.
     """
     path = Path(path)
     shown = str(path)
@@ -284,16 +320,6 @@ def read_keras_file(path: str | os.PathLike):
                              f"{', '.join(sorted(missing))}); re-save the model with Keras 3")
     if bad is not None:
         raise ModelLoadError(f"{shown!r} is corrupt (member {bad!r} fails its CRC check)")
-    keras = _import_keras()
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as exc:  # Keras raises ValueError/TypeError/OSError/KeyError ...
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "safe_mode" in str(exc) or "Lambda" in str(exc):
-            raise ModelLoadError(
-                f"{shown!r} contains code (a Lambda layer or a pickled function) that safe mode "
-                f"refuses to load; replace it with standard Keras layers. Keras said: {msg}") from None
-        raise ModelLoadError(f"cannot load {shown!r}: {type(exc).__name__}: {msg}") from None
 
 
 def _saved_keras_version(path: Path) -> str | None:
@@ -301,6 +327,16 @@ def _saved_keras_version(path: Path) -> str | None:
         with zipfile.ZipFile(path) as zf:
             return json.loads(zf.read("metadata.json")).get("keras_version")
     except (KeyError, ValueError, OSError, zipfile.BadZipFile):
+        return None
+
+
+def _keras_version() -> str | None:
+    """The installed Keras version, read without importing Keras."""
+    from importlib import metadata  # noqa: PLC0415
+
+    try:
+        return metadata.version("keras")
+    except metadata.PackageNotFoundError:
         return None
 
 

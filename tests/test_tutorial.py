@@ -42,13 +42,31 @@ def test_calibration_hits_the_band_where_the_one_shot_estimate_misses(example):
     base = config
     for name in ("to-spikes", "conv0", "conv1", "dense0"):
         base = base.with_layer(name, scale_firing_rates=100.0)
-    result = calibrate(graph, x_cal, base, 150.0, presentation_steps=50)
+    result = calibrate(graph, x_cal, base, 150.0, presentation_steps=50, start="relu")
     first = result.history[0]["rates"]  # the tutorial's one-shot ReLU estimate
     assert any(abs(first[n] / 150 - 1) > 0.05 for n in ("conv0", "conv1", "dense0"))
     assert result.converged
     for name in ("conv0", "conv1", "dense0"):
         assert abs(result.rates[name] / 150 - 1) <= 0.05
     assert result.config.for_layer("conv0").block_shape == (16, 16, 4)
+
+
+def test_calibration_from_the_rate_model_needs_fewer_emulator_runs(example):
+    """Default start: every layer from the chip-true rate model, then all layers per run."""
+    graph, config, _, _ = example
+    x_cal = load_mnist(seed=0).x_train[-400:][:32]
+    base = config
+    for name in ("to-spikes", "conv0", "conv1", "dense0"):
+        base = base.with_layer(name, scale_firing_rates=100.0)
+    runs = {}
+    for start in ("relu", "rate"):
+        result = calibrate(graph, x_cal, base, 150.0, presentation_steps=50, start=start,
+                           evaluate_result=False)
+        assert result.converged, start
+        for name in ("conv0", "conv1", "dense0"):
+            assert abs(result.rates[name] / 150 - 1) <= 0.05, (start, name)
+        runs[start] = len(result.history)  # one emulator run per history entry
+    assert runs["rate"] < runs["relu"], runs
 
 
 @pytest.mark.slow

@@ -24,11 +24,14 @@ DEFAULT_EVAL_IMAGES = 500
 def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "calibrate", help="find per-layer scale_firing_rates that hit a target firing rate",
-        description="Start from the one-shot ReLU estimate (target / mean activation) and "
-                    "iterate against the bit-exact emulator until every layer's mean rate of "
-                    "active neurons is within the tolerance of the target; then report the "
-                    "emulator's accuracy with the calibrated config next to Keras'. Without "
-                    "--config, start from the tutorial's settings (synapse 0.005, 50 steps).")
+        description="Calibrate every layer on the chip-true rate model, then iterate against "
+                    "the bit-exact emulator (all off-target layers corrected per run, then "
+                    "layer by layer) on the first --n-images images until every layer's mean "
+                    "rate of active neurons is within the tolerance of the target; then report "
+                    "the emulator's accuracy with the calibrated config on --eval-images images "
+                    "next to Keras' (computed without TensorFlow: the converted network's ideal "
+                    "rate mode, equal to model.predict to float32 round-off). Without --config, "
+                    "start from the tutorial's settings (synapse 0.005, 50 steps).")
     add_model_arguments(parser)
     parser.add_argument("--data", required=True, metavar="X.npz",
                         help=".npz with 'images' (the calibration batch) and optional 'labels'")
@@ -86,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     ev = evaluate(graph, all_images[:n_eval], result.config,
                   None if all_labels is None else all_labels[:n_eval])
     print(ev.summary())
+    print("(Keras' figures come from the converted network's ideal rate mode, which equals "
+          "model.predict to float32 round-off; TensorFlow is not imported)")
     if ev.far_below_keras and not args.force:
         what = ("accuracy" if ev.emulator_accuracy is not None else "agreement with Keras")
         raise ArgumentError(f"not writing {args.out}: the calibrated config's {what} is more "

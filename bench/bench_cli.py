@@ -1,0 +1,102 @@
+"""Wall time and peak memory of the CLI commands a user runs on the bundled example.
+
+    python bench/bench_cli.py [--repeats 5] [--sim-repeats 3]
+
+Each command runs as its own process (what a user waits for: interpreter start, imports,
+reading the model, the work), ``--repeats`` times after one untimed warm-up run (Numba
+cache filled), in two variants measured in the same run:
+
+* **before**: ``LOIHI_STUDIO_KERAS_LOADER=1`` forces the Keras loader (imports TensorFlow),
+  which is how every command read a ``.keras`` file before the TF-free reader;
+* **after**: the default, the TF-free reader of :mod:`loihi_core.keras_file`.
+
+Prints p50 (and max) wall seconds and peak resident memory (from ``wait4``) per command and
+the ratio before/after. Targets (issue 16, quiet machine): ``map`` and ``export --format
+json`` under 1.5 s, ``simulate`` of 1 000 images x 50 steps under 3 s. On a busy machine
+(other processes on the same cores) every figure grows; compare the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "assets" / "examples"
+MODEL = EXAMPLES / "mnist_tutorial.keras"
+CONFIG = EXAMPLES / "mnist_tutorial.config.json"
+IMAGES = EXAMPLES / "mnist_test.npz"
+TARGETS = {"map": 1.5, "export json": 1.5, "simulate 1000x50": 3.0}
+
+
+def commands(out: Path) -> dict[str, list[str]]:
+    return {
+        "map": ["map", str(MODEL), "--config", str(CONFIG)],
+        "export json": ["export", str(MODEL), "--config", str(CONFIG), "--format", "json",
+                        "--out", str(out / "o.json")],
+        "inspect": ["inspect", str(MODEL), "--config", str(CONFIG)],
+        "simulate 1000x50": ["simulate", str(MODEL), "--config", str(CONFIG), "--inputs",
+                             str(IMAGES), "--steps", "50", "--out", str(out / "o.npz")],
+    }
+
+
+def run_once(args: list[str], keras_loader: bool) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one ``loihi-studio`` process."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
+    env.pop("LOIHI_STUDIO_KERAS_LOADER", None)
+    if keras_loader:
+        env["LOIHI_STUDIO_KERAS_LOADER"] = "1"
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "loihi_core", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}): {err.strip()[-400:]}")
+    return wall, usage.ru_maxrss / 1024  # KiB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sim-repeats", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        cmds = commands(Path(tmp))
+        rows = []
+        for name, argv in cmds.items():
+            repeats = args.sim_repeats if name.startswith("simulate") else args.repeats
+            run_once(argv, keras_loader=False)  # warm-up: Numba cache, OS file cache
+            result = {}
+            for variant, keras_loader in (("before", True), ("after", False)):
+                runs = [run_once(argv, keras_loader) for _ in range(repeats)]
+                walls = [w for w, _ in runs]
+                result[variant] = (statistics.median(walls), max(walls),
+                                   max(r for _, r in runs))
+            rows.append((name, result))
+            print(f"  measured {name}", file=sys.stderr, flush=True)
+    print(f"loihi-studio on {MODEL.name} ({os.cpu_count()} CPUs; wall p50/max over "
+          f"{args.repeats} runs, simulate {args.sim_repeats}; peak RSS)")
+    head = (f"{'command':<18} {'before p50':>10} {'max':>6} {'RSS MiB':>8}   "
+            f"{'after p50':>9} {'max':>6} {'RSS MiB':>8}   {'speed-up':>8} {'target':>7}")
+    print(head)
+    print("-" * len(head))
+    for name, r in rows:
+        (b50, bmax, brss), (a50, amax, arss) = r["before"], r["after"]
+        target = TARGETS.get(name)
+        mark = "" if target is None else (f"<{target:g} s " + ("ok" if a50 < target else "MISS"))
+        print(f"{name:<18} {b50:>9.2f}s {bmax:>5.2f}s {brss:>8.0f}   {a50:>8.2f}s {amax:>5.2f}s "
+              f"{arss:>8.0f}   {b50 / a50:>7.1f}x {mark:>7}")
+
+
+if __name__ == "__main__":
+    main()
