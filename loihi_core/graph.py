@@ -430,14 +430,8 @@ def _layer_node(layer, node, keras) -> LayerNode:
         for var in layer.weights:
             name = var.name.split("/")[-1]
             weights[name] = np.array(var.numpy())
-    if cls == "ReLU":
-        activation = _relu_layer_activation(layer)
-    elif cls == "Softmax":
-        axis = config.get("axis", -1)
-        activation = "softmax" if axis in (-1, [-1]) else f"softmax(axis={axis})"
-    elif cls == "LeakyReLU":
-        slope = config.get("negative_slope", config.get("alpha", 0.3))
-        activation = f"LeakyReLU(negative_slope={float(slope)!r})"
+    if cls in ("ReLU", "Softmax", "LeakyReLU"):
+        activation = activation_layer_name(cls, layer.get_config() if cls == "ReLU" else config)
     elif hasattr(layer, "activation") and cls not in ("PReLU", "ELU"):
         activation = activation_name(layer.activation)
     elif kind == "unsupported":
@@ -466,9 +460,9 @@ def _snake(name: str) -> str:
     return "".join(out)
 
 
-def _relu_layer_activation(layer) -> str:
-    """``"relu"`` for a default ``ReLU()`` layer, else a name the converter refuses."""
-    cfg = layer.get_config()
+def relu_config_activation(cfg: dict) -> str:
+    """``"relu"`` for a default ``ReLU`` layer config, else ``"ReLU(max_value=…, …)"`` with
+    the settings that differ (the converter parses or refuses them)."""
     extras = {k: cfg.get(k) for k in ("max_value", "negative_slope", "threshold")}
     defaults = {"max_value": None, "negative_slope": 0.0, "threshold": 0.0}
     changed = {k: v for k, v in extras.items() if v != defaults[k]}
@@ -476,6 +470,25 @@ def _relu_layer_activation(layer) -> str:
         return "relu"
     args = ", ".join(f"{k}={v}" for k, v in changed.items())
     return f"ReLU({args})"
+
+
+def activation_layer_name(cls: str, cfg: dict) -> str | None:
+    """The activation an activation *layer* applies, from its config: ``ReLU``, ``Softmax``
+    and ``LeakyReLU`` (``None`` for any other class). Shared by the Keras and the TF-free
+    readers, so both name the same layer the same way."""
+    if cls == "ReLU":
+        return relu_config_activation(cfg)
+    if cls == "Softmax":
+        axis = cfg.get("axis", -1)
+        return "softmax" if axis in (-1, [-1]) else f"softmax(axis={axis})"
+    if cls == "LeakyReLU":
+        slope = cfg.get("negative_slope", cfg.get("alpha", 0.3))
+        return f"LeakyReLU(negative_slope={float(slope)!r})"
+    return None
+
+
+def _relu_layer_activation(layer) -> str:
+    return relu_config_activation(layer.get_config())
 
 
 def _known_activations() -> dict[int, str]:

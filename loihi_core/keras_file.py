@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .graph import KIND_BY_CLASS, LayerGraph, LayerNode, _plain
+from .graph import KIND_BY_CLASS, LayerGraph, LayerNode, _plain, activation_layer_name, relu_config_activation
 
 #: Activation strings taken as Keras' own built-ins (anything else → the Keras loader).
 BUILTIN_ACTIVATIONS = ("relu", "linear", "softmax", "relu6", "leaky_relu")
@@ -281,19 +281,10 @@ def _activation(cfg: dict) -> str:
         return value
     if (isinstance(value, dict) and value.get("class_name") == "ReLU"
             and value.get("module") == "keras.layers" and value.get("registered_name") is None):
-        name = _relu_activation(value.get("config", {}))
+        name = relu_config_activation(value.get("config", {}))
         if name == "relu":
             return name
     raise _NotUnderstood(f"activation {value!r}")
-
-
-def _relu_activation(cfg: dict) -> str:
-    extras = {k: cfg.get(k) for k in ("max_value", "negative_slope", "threshold")}
-    defaults = {"max_value": None, "negative_slope": 0.0, "threshold": 0.0}
-    changed = {k: v for k, v in extras.items() if v != defaults[k]}
-    if not changed:
-        return "relu"
-    return "ReLU(" + ", ".join(f"{k}={v}" for k, v in changed.items()) + ")"
 
 
 def _node(entry, parents, shapes, consumed, weights) -> LayerNode:
@@ -306,14 +297,8 @@ def _node(entry, parents, shapes, consumed, weights) -> LayerNode:
         output = consumed[name]
     else:
         output = _output_shape(cls, cfg, shapes)
-    if cls == "ReLU":
-        activation = _relu_activation(cfg)
-    elif cls == "Softmax":
-        axis = cfg.get("axis", -1)
-        activation = "softmax" if axis in (-1, [-1]) else f"softmax(axis={axis})"
-    elif cls == "LeakyReLU":
-        slope = cfg.get("negative_slope", cfg.get("alpha", 0.3))
-        activation = f"LeakyReLU(negative_slope={float(slope)!r})"
+    if cls in ("ReLU", "Softmax", "LeakyReLU"):
+        activation = activation_layer_name(cls, cfg)
     elif "activation" in cfg:
         activation = _activation(cfg)
     else:
