@@ -39,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from .graph import KIND_BY_CLASS, LayerGraph, LayerNode, _plain, activation_layer_name, relu_config_activation
+from .graph import (KIND_BY_CLASS, LayerGraph, LayerNode, _plain, activation_layer_name,
+                    relu_config_activation)
 
 #: Activation strings taken as Keras' own built-ins (anything else → the Keras loader).
 BUILTIN_ACTIVATIONS = ("relu", "linear", "softmax", "relu6", "leaky_relu")
