@@ -214,10 +214,15 @@ def _sequential_calls(entries: list) -> list:
             build = entry.get("build_config")
             if build is not None:  # layers without variables (Reshape) may have none
                 shape = _shape(build["input_shape"])
-            else:
+            elif previous_output is not None:
                 shape = previous_output
+            else:
+                raise _NotUnderstood(f"input shape of {cls}")
             calls.append((entry, (previous,), (shape,)))
-            previous_output = _output_shape(cls, entry["config"], (shape,))
+            try:  # only needed when the next layer has no build_config of its own
+                previous_output = _output_shape(cls, entry["config"], (shape,))
+            except _NotUnderstood:
+                previous_output = None
         previous = entry["config"]["name"]
     return calls
 
@@ -346,6 +351,10 @@ def _without_shared_ids(value: Any) -> Any:
     return value
 
 
+def _ints(value: Any, rank: int) -> tuple[int, ...]:
+    return tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else (int(value),) * rank
+
+
 def _output_shape(cls: str, cfg: dict, shapes: tuple) -> tuple:
     """The output shape of a layer nothing consumes (a model output), for simple layers."""
     if len(shapes) == 1:
@@ -370,6 +379,34 @@ def _output_shape(cls: str, cfg: dict, shapes: tuple) -> tuple:
             return tuple(target)
         if cls in ("Conv1D", "Conv2D") and cfg.get("data_format") == "channels_last":
             return _conv_shape(cfg, shape)
+        if cls in ("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",
+                   "UpSampling1D", "UpSampling2D") and None not in shape \
+                and cfg.get("data_format", "channels_last") == "channels_last":
+            rank = len(shape) - 1
+            if cls.startswith("UpSampling"):
+                size = _ints(cfg.get("size", 2), rank)
+                return tuple(n * f for n, f in zip(shape[:-1], size)) + (shape[-1],)
+            key = "padding" if cls.startswith("Zero") else "cropping"
+            sign = 1 if cls.startswith("Zero") else -1
+            value = cfg[key]
+            if rank == 1:
+                pairs = [(value, value) if isinstance(value, int) else tuple(value)]
+            else:
+                pairs = [(v, v) if isinstance(v, int) else tuple(v)
+                         for v in ((value, value) if isinstance(value, int) else value)]
+            return tuple(n + sign * (a + b) for n, (a, b) in zip(shape[:-1], pairs)) + (shape[-1],)
+        if cls in ("AveragePooling1D", "AveragePooling2D", "MaxPooling1D", "MaxPooling2D") \
+                and cfg.get("data_format", "channels_last") == "channels_last" and None not in shape:
+            rank = len(shape) - 1
+            pool = _ints(cfg["pool_size"], rank)
+            strides = _ints(cfg.get("strides") or cfg["pool_size"], rank)
+            if cfg.get("padding", "valid") == "same":
+                size = [-(-n // st) for n, st in zip(shape[:-1], strides)]
+            else:
+                size = [(n - p) // st + 1 for n, p, st in zip(shape[:-1], pool, strides)]
+            if min(size) <= 0:
+                raise _NotUnderstood("empty output")
+            return tuple(size) + (shape[-1],)
         if cls in ("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
                    "GlobalMaxPooling2D") and cfg.get("data_format") == "channels_last" \
                 and not cfg.get("keepdims"):

@@ -64,6 +64,21 @@ def test_zoo_files_read_without_keras_equal_the_keras_graph(name, tmp_path, monk
     assert_same_graph(_keras_graph(path, monkeypatch), G.load_model(path))
 
 
+def test_sequential_models_with_pooling_read_without_keras(tmp_path, monkeypatch):
+    """A Sequential whose layers have no output-shape rule here (pooling, padding,
+    upsampling) still reads without Keras: the next layer's recorded input shape is used."""
+    L = keras.layers
+    model = keras.Sequential([
+        keras.Input((12, 12, 1)), L.Conv2D(4, 3, activation="relu", name="conv"),
+        L.ZeroPadding2D(1), L.AveragePooling2D(2, name="pool"), L.UpSampling2D(2),
+        L.MaxPooling2D(3, strides=2, padding="same"), L.Flatten(name="flat"),
+        L.Dense(3, name="out")])
+    path = tmp_path / "pooling.keras"
+    model.save(path)
+    assert read_graph(path) is not None
+    assert_same_graph(_keras_graph(path, monkeypatch), G.load_model(path))
+
+
 def relu(x):  # a custom function that merely *is called* relu
     return keras.ops.maximum(x, 0.0)
 
