@@ -285,8 +285,8 @@ class CoreCostHeatmap:
         self.figure.x_range.factors = factors or [("chip 0", "0")]
         self.source.data = cols
         slowest = chip.blocks[cost.slowest_core].layer if cost.n_cores else "–"
-        self.figure.title.text = (f"Estimated cost per core (share of the costliest) · slowest "
-                                  f"core: {slowest}, {cost.time_per_step_s * 1e6:.2f} µs/step")
+        self.figure.title.text = _clip(f"Est. cost per core (vs the costliest) · slowest: "
+                                       f"{slowest}")
         _tag([self.source], generation)
 
     def clear(self, reason: str, generation: int = 0) -> None:
