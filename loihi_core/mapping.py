@@ -328,6 +328,24 @@ def dense_block_synapse(pre: str, weights: np.ndarray, ids: np.ndarray, whole: b
                            else weights.shape[1] - 1)
 
 
+def distinct_weight_sets(weights: list[np.ndarray], indices: list[np.ndarray]
+                         ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Weight sets identical in content (weights and indices, by their bytes) stored once,
+    numbered in order of first appearance, as NengoLoihi does; returns the distinct sets,
+    their indices and the number of each input set."""
+    by_bytes: dict[tuple, int] = {}
+    sets, set_indices = [], []
+    number = np.empty(len(weights), np.int32)
+    for k, (w, idx) in enumerate(zip(weights, indices)):
+        key = (w.tobytes(), idx.tobytes())
+        if key not in by_bytes:
+            by_bytes[key] = len(sets)
+            sets.append(w)
+            set_indices.append(idx)
+        number[k] = by_bytes[key]
+    return sets, set_indices, number
+
+
 def sparse_block_synapse(pre: str, weights, ids: np.ndarray) -> BlockSynapse:
     """Discrete synapse of a sparse connection: one axon per presynaptic neuron that
     reaches the block, whose weight row lists only its non-zeros (with their indices)."""
@@ -338,18 +356,11 @@ def sparse_block_synapse(pre: str, weights, ids: np.ndarray) -> BlockSynapse:
     reaching = np.nonzero(counts > 0)[0]
     pre_axon = np.full(n_pre, -1, np.int32)
     pre_axon[reaching] = np.arange(reaching.size, dtype=np.int32)
-    sets, indices, by_bytes = [], [], {}
-    ws_map = np.empty(reaching.size, np.int32)
-    for a, row in enumerate(reaching):
-        lo, hi = sub.indptr[row], sub.indptr[row + 1]
-        w = np.asarray(sub.data[lo:hi], np.float32)[None, :]
-        idx = np.asarray(sub.indices[lo:hi], np.int32)[None, :]
-        key = (w.tobytes(), idx.tobytes())
-        if key not in by_bytes:
-            by_bytes[key] = len(sets)
-            sets.append(w)
-            indices.append(idx)
-        ws_map[a] = by_bytes[key]
+    rows_w = [np.asarray(sub.data[sub.indptr[r]:sub.indptr[r + 1]], np.float32)[None, :]
+              for r in reaching]
+    rows_i = [np.asarray(sub.indices[sub.indptr[r]:sub.indptr[r + 1]], np.int32)[None, :]
+              for r in reaching]
+    sets, indices, ws_map = distinct_weight_sets(rows_w, rows_i)
     syn = BlockSynapse(pre=pre, kind="sparse", pre_axon=pre_axon,
                        pre_atom=np.zeros(n_pre, np.int32),
                        axon_base=np.zeros(reaching.size, np.int32), axon_weight_set=ws_map,
@@ -414,16 +425,7 @@ def conv_block_synapse(pre: str, kernel: np.ndarray, geom: ConvGeometry, tile: T
         sets, indices = key_w, key_i
         set_of_key = np.arange(len(keys), dtype=np.int32)
     else:  # split blocks by exact content
-        by_bytes: dict[tuple, int] = {}
-        sets, indices = [], []
-        set_of_key = np.empty(len(keys), np.int32)
-        for k, (w, idx) in enumerate(zip(key_w, key_i)):
-            byte_key = (w.tobytes(), idx.tobytes())
-            if byte_key not in by_bytes:
-                by_bytes[byte_key] = len(sets)
-                sets.append(w)
-                indices.append(idx)
-            set_of_key[k] = by_bytes[byte_key]
+        sets, indices, set_of_key = distinct_weight_sets(key_w, key_i)
     ws_map = np.where(key_of_axon >= 0, set_of_key[np.maximum(key_of_axon, 0)], -1).astype(np.int32)
     n_pre = geom.n_pixels * geom.C
     pixel_axon = np.full(geom.n_pixels, -1, np.int32)

@@ -165,14 +165,6 @@ class Connection:
         sr, sc = self.strides
         return (max((oh - 1) * sr + kh - h, 0) // 2, max((ow - 1) * sc + kw - w, 0) // 2)
 
-    @property
-    def n_pre(self) -> int:
-        return int(np.prod(self.pre_shape))
-
-    @property
-    def n_post(self) -> int:
-        return int(np.prod(self.post_shape))
-
 
 @dataclass
 class Readout:

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import ConversionError
 from ..graph import LayerGraph, LayerNode
 from .linear import Conv, Identity, LinearOp, Matrix, lift3
-from .registry import REGISTRY
+from .registry import REGISTRY, supported_classes
 from .values import Term, Value, source_value
 
 #: Largest dense readout matrix (entries) built from a linear path after the last neurons.
@@ -73,14 +73,6 @@ class ReadoutPlan:
     activation: str | None
     keras_layers: tuple[str, ...]
 
-    @property
-    def pre(self) -> str:
-        return self.terms[0][0]
-
-    @property
-    def weights(self) -> np.ndarray | None:
-        return self.terms[0][1]
-
 
 @dataclass
 class ConversionPlan:
@@ -97,12 +89,6 @@ class ConversionPlan:
     notes: list[str]
     max_pool_substituted: list[str]
     warnings: list[str] = field(default_factory=list)
-
-    def layer(self, name: str) -> NeuronLayerPlan:
-        for p in self.neuron_layers:
-            if p.name == name:
-                return p
-        raise KeyError(name)
 
 
 # ---------------------------------------------------------------------------------------
@@ -142,8 +128,7 @@ def unsupported_reason(node: LayerNode) -> str | None:
                     f"(non-negative rates); retrain with ReLU, ReLU(max_value) or LeakyReLU")
         if cls.endswith("3D"):
             return f"{cls} {node.name!r} is not supported: only 1-D and 2-D layers are"
-        return (f"{who} is not supported; supported layers are: "
-                f"{', '.join(sorted(REGISTRY))}")
+        return f"{who} is not supported; supported layers are: {', '.join(supported_classes())}"
     if cfg.get("data_format", "channels_last") != "channels_last":
         return (f"{who} uses data_format={cfg.get('data_format')!r}; only 'channels_last' "
                 f"is supported: rebuild the model with channels_last")

@@ -22,7 +22,6 @@ class LayerConverter:
     keras_class: str
     convert: Callable
     check: Callable[[LayerNode], str | None] | None = None
-    family: str = ""
 
 
 REGISTRY: dict[str, LayerConverter] = {}
@@ -32,11 +31,10 @@ def register(*keras_classes: str, check: Callable[[LayerNode], str | None] | Non
     """Decorator: ``fn`` converts the Keras layers of these classes."""
 
     def decorate(fn):
-        family = fn.__module__.rsplit(".", 1)[-1]
         for cls in keras_classes:
             if cls in REGISTRY:
                 raise RuntimeError(f"Keras class {cls} registered twice")
-            REGISTRY[cls] = LayerConverter(cls, fn, check, family)
+            REGISTRY[cls] = LayerConverter(cls, fn, check)
         return fn
 
     return decorate
