@@ -25,10 +25,11 @@ import warnings
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from .converter import (ConnectionPlan, ConversionPlan, NeuronLayerPlan, ReadoutPlan,
                         plan_conversion, unsupported_reason)
-from .converter.linear import Conv, Matrix
+from .converter.linear import DENSE_MAX_ENTRIES, Conv, Matrix
 from .converter.planner import conv_or_matrix
 from .errors import ConfigError, ConversionError
 from .graph import LayerGraph, load_model
@@ -176,10 +177,12 @@ def convert(model: Any, config: Any = None) -> SpikingNetwork:
     connections: list[Connection] = []
     if encoder is not None:
         n_in = int(np.prod(plan.input_shape))
+        encode = _on_off(n_in).T
+        encode = encode.tocsr() if sp.issparse(encode) else encode
         connections.append(Connection(
-            pre=plan.input_name, post=encoder.name, kind="dense",
-            weights=np.concatenate([np.eye(n_in), -np.eye(n_in)], axis=1).astype(np.float32),
-            pre_shape=(n_in,), post_shape=encoder.shape))
+            pre=plan.input_name, post=encoder.name,
+            kind="sparse" if sp.issparse(encode) else "dense",
+            weights=encode.astype(np.float32), pre_shape=(n_in,), post_shape=encoder.shape))
     ordered: dict[str, NeuronLayer] = {} if encoder is None else {encoder.name: encoder}
     for p in plan.neuron_layers:
         post = layers[p.name]
@@ -189,7 +192,7 @@ def convert(model: Any, config: Any = None) -> SpikingNetwork:
                 # the host's on/off neurons carry the input: decode them (±1/rate per
                 # spike·dt) through this path's map
                 n_in = int(np.prod(plan.input_shape))
-                decode = np.concatenate([np.eye(n_in), -np.eye(n_in)], axis=0) / ENCODER_RATE
+                decode = _on_off(n_in) / ENCODER_RATE
                 routed = ConnectionPlan(encoder.name, Matrix(decode).then(cp.op), cp.path)
                 conn = _connection(encoder.name, post, routed, encoder.synapse, encoder.shape)
             else:
@@ -221,6 +224,19 @@ def convert(model: Any, config: Any = None) -> SpikingNetwork:
         presentation_steps=int(cfg.presentation_steps), notes=notes,
         layer_roles=dict(plan.roles), max_pool_substituted=list(plan.max_pool_substituted),
         model_sha256=graph.sha256, input_range=getattr(cfg, "input_range", None))
+
+
+def _on_off(n_in: int):
+    """The ``(2 n_in, n_in)`` map ``[+I; -I]`` of the on/off encoder's neurons to the input.
+
+    Dense as before up to :data:`~loihi_core.converter.linear.DENSE_MAX_ENTRIES` entries;
+    beyond, a sparse CSR matrix (a 128x128x3 image would need 19 GB dense). Each row has
+    one non-zero, so every product with it is the same single term either way.
+    """
+    if 2 * n_in * n_in <= DENSE_MAX_ENTRIES:
+        return np.concatenate([np.eye(n_in), -np.eye(n_in)], axis=0)
+    eye = sp.identity(n_in, format="csr", dtype=np.float64)
+    return sp.vstack([eye, -eye], format="csr")
 
 
 def _input_encoder(plan: ConversionPlan, layers: dict[str, NeuronLayer]) -> NeuronLayer | None:

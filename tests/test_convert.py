@@ -511,3 +511,34 @@ def test_converting_does_not_warn_for_plain_models():
         warnings.simplefilter("error")
         net = convert(load_case("tutorial_random").keras_path, IDEAL)
     assert net.max_pool_substituted == [] and dataclasses.is_dataclass(net)
+
+
+def test_large_on_chip_first_layer_gets_sparse_on_off_maps_with_the_same_values(monkeypatch):
+    """Past DENSE_MAX_ENTRIES the input encoder's [I, -I] maps are sparse (a 128x128x3 image
+    would need 19 GB dense); the encoder and first-layer connections hold the same values
+    and the emulator gives the same spikes as with the dense maps."""
+    import sys
+
+    from loihi_core.emulator import Emulator
+    from loihi_core.mapping import map_to_chip
+
+    model = randomize(chain((6, 6, 2), L.Conv2D(4, 3, activation="relu", name="conv0"),
+                            L.Flatten(), L.Dense(3, name="out")))
+    cfg = {"schema_version": 1, "presentation_steps": 12, "scale_firing_rates": 50,
+           "layers": {"conv0": {"on_chip": True}}}
+    dense = convert(model, cfg)
+    monkeypatch.setattr(sys.modules["loihi_core.convert"], "DENSE_MAX_ENTRIES", 0)
+    sparse = convert(model, cfg)
+    kinds = [(c.pre, c.post, c.kind) for c in sparse.connections]
+    assert kinds[0] == ("img", "img_encoder", "sparse") and kinds[1][:2] == ("img_encoder", "conv0")
+    assert dense.connections[0].kind == "dense"  # small maps stay as they were
+    for a, b in zip(dense.connections, sparse.connections):
+        wa = a.weights.toarray() if hasattr(a.weights, "toarray") else a.weights
+        wb = b.weights.toarray() if hasattr(b.weights, "toarray") else b.weights
+        np.testing.assert_array_equal(wa, wb)
+    x = images_for(model, n=3)
+    runs = [Emulator(map_to_chip(net)).run(x, 12, mode="sequential") for net in (dense, sparse)]
+    for name, counts in runs[0].spike_counts.items():
+        np.testing.assert_array_equal(counts, runs[1].spike_counts[name])
+    np.testing.assert_array_equal(runs[0].output, runs[1].output)
+    assert runs[0].spike_counts["conv0"].sum() > 0

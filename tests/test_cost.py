@@ -95,6 +95,31 @@ def test_two_cores_across_one_hop_by_hand():
     assert sum(rep.energy_per_layer_J.values()) == pytest.approx(rep.energy_per_image_J, rel=1e-12)
 
 
+def test_x86_share_is_blouws_70_mW_per_chip_over_the_time_of_an_inference():
+    """[B19] counts the embedded x86 cores' ~70 mW as dynamic power: the comparable energy
+    is the mesh's plus 70 mW x steps x time per step (per chip in use)."""
+    rep = cost.estimate_from_counts(one_core(), {"in": np.array([[2, 1, 4]]),
+                                                 "a": np.array([[3, 0]])}, steps=10)
+    step = ((10 * 3.5 + 3 * 8.4 + 17 * 5.3) / 10 + 2.1 + 113) * NS
+    assert rep.x86_power_W == 0.070
+    assert rep.time_per_inference_s == pytest.approx(10 * step, rel=1e-12)
+    mesh = (10 * 23.6 + 3 * 81 + 17 * 52 + 7 * 1.7) * PJ
+    assert rep.energy_per_image_J == pytest.approx(mesh, rel=1e-12)
+    assert rep.energy_per_image_with_x86_J == pytest.approx(mesh + 0.070 * 10 * step, rel=1e-12)
+    doc = rep.to_dict()
+    assert doc["x86_power_W"] == 0.070
+    assert doc["energy_per_image_with_x86_J"] == rep.energy_per_image_with_x86_J
+    # two chips: twice the x86 cores
+    a = _block("a", 2, [_dense("in", [2, 2, 1], [0, 1, 2])], core=0)
+    b = _block("b", 1, [_dense("a", [1, 1], [0, 1])], core=0, chip=1)
+    two = ChipModel(network=None, blocks=[a, b], host_layers=["in"])
+    rep2 = cost.estimate_from_counts(two, {"in": np.zeros((1, 3)), "a": np.zeros((1, 2)),
+                                           "b": np.zeros((1, 1))}, steps=4)
+    assert rep2.n_chips == 2 and rep2.x86_power_W == pytest.approx(0.140)
+    assert rep2.energy_per_image_with_x86_J - rep2.energy_per_image_J == pytest.approx(
+        0.140 * 4 * rep2.time_per_step_s, rel=1e-12)
+
+
 def test_serpentine_placement_coordinates():
     blocks = [_block("a", 1, [], core=c, chip=k)
               for k, c in [(0, 0), (0, 3), (0, 4), (0, 31), (0, 32), (0, 124), (1, 0), (4, 0)]]
@@ -179,6 +204,8 @@ def test_cli_simulate_writes_the_cost_and_map_json_the_placement(tmp_path, capsy
         assert z["cost/synops_per_core"].shape == (14,)
         assert float(z["cost/inferences_per_s"]) == pytest.approx(
             1 / (float(z["cost/time_per_step_s"]) * 30))
+        assert float(z["cost/energy_per_image_with_x86_J"]) == pytest.approx(
+            float(z["cost/energy_per_image_J"]) + 0.070 * 30 * float(z["cost/time_per_step_s"]))
 
 
 def test_app_emulation_stage_carries_the_cost_of_its_live_images():

@@ -7,7 +7,9 @@ active neurons), ``rates_all/<layer>`` (mean over all neurons), ``spike_counts/<
 ``spikes/<layer>`` (n_steps, n_neurons) uint8 in the reference files' layout. The cost
 model's figures (:mod:`loihi_core.cost`) go under ``cost/``: ``cost/energy_per_image_J``,
 ``cost/time_per_step_s``, ``cost/inferences_per_s``, ``cost/static_power_W``,
-``cost/energy/<term>`` (the breakdown) and ``cost/synops_per_core``.
+``cost/x86_power_W`` and ``cost/energy_per_image_with_x86_J`` (the embedded x86 cores'
+share that published "dynamic" figures include), ``cost/energy/<term>`` (the breakdown)
+and ``cost/synops_per_core``.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     from ..cost import estimate  # the Loihi cost model's figures, under cost/
 
     report = estimate(chip, result)
-    for key in ("energy_per_image_J", "time_per_step_s", "inferences_per_s", "static_power_W"):
+    for key in ("energy_per_image_J", "time_per_step_s", "inferences_per_s", "static_power_W",
+                "x86_power_W", "energy_per_image_with_x86_J"):
         out[f"cost/{key}"] = np.float64(getattr(report, key))
     for term, joules in report.energy_breakdown_J.items():
         out[f"cost/energy/{term}"] = np.float64(joules)
