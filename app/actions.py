@@ -209,8 +209,7 @@ class Actions:
                     + (" above)" if fmt.key == "json" else "): ")
                     + ("; the JSON saves it as it is, to fix later." if fmt.key == "json" else
                        f"{fmt.label} needs a config that maps. Fix it, or export the JSON."))
-        if self.export_warning.object != text or self.export_warning.visible != bool(text):
-            self.export_warning.param.update(object=text, visible=bool(text))
+        self.export_warning.object = text
         disabled = blocked and fmt.key != "json"
         if self.download.disabled != disabled:
             self.download.param.update(

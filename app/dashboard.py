@@ -18,6 +18,7 @@ from panel.theme import Fast
 from . import exporting, icons, lifecycle
 from .actions import Actions
 from .data import DEFAULT_EXAMPLE, EXAMPLES, ModelBundle, example_future
+from .messages import BusyIndicator, StaticHTML
 from .runner import Runner
 from .state import StudioState
 from .sweep_view import SweepPanel
@@ -102,7 +103,7 @@ class Dashboard(Actions, pn.viewable.Viewer):
     # ------------------------------------------------------------------------------------
     def _build_sidebar(self) -> None:
         st = self.state
-        self.model_info = pn.pane.HTML("Loading the bundled example…", sizing_mode="stretch_width",
+        self.model_info = StaticHTML("Loading the bundled example…", sizing_mode="stretch_width",
                                        margin=(2, 8), styles={"font-size": "0.9em"})
         # no accepted_filetypes: FilePond checks MIME types, and browsers give .npz files
         # various ones (zip, octet-stream); _on_files dispatches on the extension instead
@@ -142,7 +143,7 @@ class Dashboard(Actions, pn.viewable.Viewer):
         self.reset = pn.widgets.Button(label="Reset", icon=icons.RESET, width=95, margin=4)
         self.progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width",
                                                margin=(4, 8), bar_color="primary")
-        self.progress_text = pn.pane.HTML("", margin=(0, 8), styles={"font-size": "0.85em", "color": "#555"})
+        self.progress_text = StaticHTML("", margin=(0, 8), styles={"font-size": "0.85em", "color": "#555"})
         self.action_alert = _alert()
         avail = exporting.available()
         self.export_format = pn.widgets.Select(
@@ -184,7 +185,7 @@ class Dashboard(Actions, pn.viewable.Viewer):
 
     def _build_main(self) -> None:
         self.cards_column = pn.Column(sizing_mode="stretch_width", margin=0)
-        self.network_pane = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.network_pane = StaticHTML("", sizing_mode="stretch_width")
         self.placeholder = pn.pane.HTML(
             "<div style='padding:40px;font-size:1.1em;color:#555'>Loading the bundled example "
             "(the first start of a server imports TensorFlow once, ~10 s)…</div>",
@@ -213,8 +214,7 @@ class Dashboard(Actions, pn.viewable.Viewer):
         self.tabs.visible = False
 
     def _build_template(self) -> pn.template.FastListTemplate:
-        self.spinner = pn.indicators.LoadingSpinner(value=False, size=22, color="light",
-                                                    bgcolor="dark", margin=(12, 6))
+        self.spinner = BusyIndicator(size=22, margin=(12, 6))
         self.runner.param.watch(lambda e: setattr(self.spinner, "value", e.new), "busy")
         status = pn.pane.HTML("<span style='color:#dbe7f3;font-size:0.9em'>Numba emulator · "
                               "bit-exact with NengoLoihi</span>", margin=(14, 10))

@@ -101,6 +101,10 @@ class Runner(param.Parameterized):
                             break
                         with pn.io.unlocked():
                             self.state.accept(stage)
+                        # let the event loop write this stage's messages before the next
+                        # stage's thread competes with it for the GIL (the mapper is
+                        # mostly Python): the profile then reaches the page first
+                        await asyncio.sleep(0)
                     if finished:
                         self.runs += 1
                 finally:

@@ -20,6 +20,7 @@ from bokeh.models import CustomJSTickFormatter
 
 from loihi_core.neurons import NEURON_TYPES
 
+from .messages import MessageBox, StaticHTML
 from .pipeline import Problem
 from .plots import CoreCostHeatmap, CoreHeatmap, ImageThumb, ProfilePlot, RasterPlot, RatesPlot
 from .state import (SCALE_BOUNDS, LayerTuning, StudioState, _round_sig, fit_block_shape,
@@ -72,15 +73,13 @@ def problems_markdown(problems: list[Problem]) -> str:
     return "\n".join(lines)
 
 
-def _alert(alert_type: str = "danger") -> pn.pane.Alert:
-    return pn.pane.Alert("", alert_type=alert_type, visible=False, sizing_mode="stretch_width",
-                         margin=(4, 5), styles={"font-size": "0.86em"})
+def _alert(alert_type: str = "danger") -> MessageBox:
+    """A message box: empty (not hidden) when there is nothing to say (see app.messages)."""
+    return MessageBox(alert_type)
 
 
-def _show(alert: pn.pane.Alert, problems: list[Problem]) -> None:
-    text = problems_markdown(problems)
-    alert.object = text
-    alert.visible = bool(text)
+def _show(alert: MessageBox, problems: list[Problem]) -> None:
+    alert.object = problems_markdown(problems)
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
@@ -148,7 +147,7 @@ class LayerCard(pn.viewable.Viewer):
             step=1.0, format="0.[000]", width=117, margin=(2, 4, 2, 8), css_classes=["scale-entry"])
         self._dragging = False
         self._syncing = False
-        self.block_note = pn.pane.HTML("", visible=False, margin=(0, 8), css_classes=["block-note"],
+        self.block_note = StaticHTML("", margin=(0, 8), css_classes=["block-note"],
                                        styles={"font-size": "0.8em", "color": "#b26b00"})
         self.synapse = pn.widgets.FloatInput.from_param(
             t.param.synapse, label="synapse τ (s)", step=0.001, start=0.0, end=1.0,
@@ -170,7 +169,7 @@ class LayerCard(pn.viewable.Viewer):
         self.neuron = pn.widgets.Select.from_param(
             t.param.neuron, label="neuron", options=list(NEURON_TYPES), width=250, margin=(2, 8))
         self.alert = _alert()
-        self.header = pn.pane.HTML("", margin=(2, 8, 0, 8), sizing_mode="stretch_width")
+        self.header = StaticHTML("", margin=(2, 8, 0, 8), sizing_mode="stretch_width")
         self.profile = ProfilePlot(name)
         self.profile_pane = pn.pane.Bokeh(self.profile.figure, sizing_mode="stretch_width",
                                           margin=(0, 4, 4, 0))
@@ -238,7 +237,6 @@ class LayerCard(pn.viewable.Viewer):
             self.block_note.object = (
                 f"<div class='block-note'>{escape(format_block_shape(typed))} is larger than the "
                 f"{_shape_text(t.shape)} layer: clipped to {escape(format_block_shape(fitted))}</div>")
-            self.block_note.visible = True
             self.state.set_block_shape(t.layer, format_block_shape(fitted))
             self._syncing = True
             try:
@@ -246,7 +244,7 @@ class LayerCard(pn.viewable.Viewer):
             finally:
                 self._syncing = False
             return
-        self.block_note.visible = False
+        self.block_note.object = ""
         self.state.set_block_shape(t.layer, event.new)
 
     # state → widget ------------------------------------------------------------------
@@ -329,7 +327,7 @@ class KpiStrip(pn.viewable.Viewer):
 
     def __init__(self, **params: Any):
         super().__init__(**params)
-        self.pane = pn.pane.HTML("", sizing_mode="stretch_width", margin=(4, 6))
+        self.pane = StaticHTML("", sizing_mode="stretch_width", margin=(4, 6))
         self.refresh()
 
     @staticmethod
