@@ -49,7 +49,7 @@ class Actions:
             self._progress(iteration + 1, 12, f"iteration {iteration + 1}: furthest off "
                            f"{worst[0]} at {worst[1]:.0f} Hz (target {args[3]:.0f})")
 
-        self.autoscale.loading = True
+        self.autoscale.disabled = True
         try:
             result = await self.runner.run_action(run_calibration, *args, progress=progress)
         except (LoihiStudioError, ValueError) as exc:
@@ -57,7 +57,7 @@ class Actions:
                 st.set_action_problem("calibration", str(exc))
             return
         finally:
-            self.autoscale.loading = False
+            self.autoscale.disabled = False
             self._progress(None)
         with pn.io.unlocked():
             st.accept_calibration(result)
@@ -75,7 +75,7 @@ class Actions:
         def progress(done: int, total: int) -> None:
             self._progress(done, total, f"emulated {done} of {total} images")
 
-        self.run_button.loading = True
+        self.run_button.disabled = True
         try:
             evaluation = await self.runner.run_action(run_evaluation, st.bundle, st.config, n,
                                                       progress=progress)
@@ -84,18 +84,16 @@ class Actions:
                 st.set_action_problem("run", str(exc))
             return
         finally:
-            self.run_button.loading = False
+            self.run_button.disabled = False
             self._progress(None)
         with pn.io.unlocked():
             st.accept_evaluation(evaluation)
 
     def _progress(self, value: int | None, total: int = 100, text: str = "") -> None:
         if value is None:
-            self.progress.visible = False
-            self.progress_text.object = ""
-            return
-        self.progress.param.update(max=max(int(total), 1), value=int(min(value, total)), visible=True)
-        self.progress_text.object = text
+            self.progress.clear()
+        else:
+            self.progress.update(int(value), int(total), text)
 
     async def _on_files(self, event: param.parameterized.Event) -> None:
         # FilePond sends each dropped file in its own event: one at a time, in order, so

@@ -18,7 +18,7 @@ from panel.theme import Fast
 from . import exporting, icons, lifecycle
 from .actions import Actions
 from .data import DEFAULT_EXAMPLE, EXAMPLES, ModelBundle, example_future
-from .messages import BusyIndicator, StaticHTML
+from .messages import BusyIndicator, ProgressBar, StaticHTML
 from .runner import Runner
 from .state import StudioState
 from .sweep_view import SweepPanel
@@ -141,9 +141,7 @@ class Dashboard(Actions, pn.viewable.Viewer):
         self.redo = pn.widgets.Button(label="Redo", icon=icons.REDO, width=95, margin=4,
                                       disabled=True)
         self.reset = pn.widgets.Button(label="Reset", icon=icons.RESET, width=95, margin=4)
-        self.progress = pn.indicators.Progress(value=0, max=100, visible=False, sizing_mode="stretch_width",
-                                               margin=(4, 8), bar_color="primary")
-        self.progress_text = StaticHTML("", margin=(0, 8), styles={"font-size": "0.85em", "color": "#555"})
+        self.progress = ProgressBar(margin=(4, 8))
         self.action_alert = _alert()
         avail = exporting.available()
         self.export_format = pn.widgets.Select(
@@ -174,7 +172,7 @@ class Dashboard(Actions, pn.viewable.Viewer):
             pn.Row(self.target, self.dt), pn.Row(self.steps, self.live), pn.Row(self.n_images),
             self.global_alert,
             _section("Tune"), self.autoscale, self.autoblocks, self.run_button,
-            self.progress, self.progress_text,
+            self.progress,
             pn.Row(self.undo, self.redo, self.reset), self.action_alert,
             _section("Export and import"), self.export_warning, self.export_format, self.download,
             self.export_alert, self.export_notes,

@@ -145,3 +145,36 @@ class BusyIndicator:
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self.pane
+
+
+class ProgressBar:
+    """A progress bar with a line of text, drawn in the pane's HTML; empty when idle.
+
+    Replaces a ``pn.indicators.Progress`` whose ``visible`` toggled at the start and end
+    of every action (two layout passes of the whole page).
+    """
+
+    def __init__(self, margin: tuple[int, int] = (4, 8)):
+        self._margin = margin
+        self.pane = StaticHTML("", sizing_mode="stretch_width", margin=0,
+                               css_classes=["action-progress"])
+
+    @property
+    def active(self) -> bool:
+        return bool(self.pane.object)
+
+    def update(self, value: int, total: int, text: str = "") -> None:
+        """Show ``value`` of ``total`` done, with ``text`` under the bar."""
+        share = 100.0 * min(max(value, 0), max(total, 1)) / max(total, 1)
+        top, side = self._margin
+        self.pane.object = (
+            f"<div style='margin:{top}px {side}px'>"
+            f"<div style='height:8px;border-radius:4px;background:#e3e8ef;overflow:hidden'>"
+            f"<div style='height:100%;width:{share:.1f}%;background:#0071c5'></div></div>"
+            f"<div style='font-size:0.85em;color:#555;margin-top:3px'>{html.escape(text)}</div></div>")
+
+    def clear(self) -> None:
+        self.pane.object = ""
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.pane

@@ -408,8 +408,11 @@ def calibrate(bundle: ModelBundle, config: TunedConfig, ids: np.ndarray, target_
               progress: Callable[[int, dict[str, float]], None] | None = None,
               tolerance: float = 0.05):
     """Per-layer scales that put every layer's emulated mean rate on ``target_rate``."""
+    # no final evaluation: the page emulates the result right away (and Run measures
+    # accuracy on more images); it would add a fourth emulator run to every auto-scale
     return loihi_core.calibrate(bundle.graph, bundle.images[ids], config, target_rate=target_rate,
-                                tolerance=tolerance, method="emulator", progress=progress)
+                                tolerance=tolerance, method="emulator", progress=progress,
+                                evaluate_result=False)
 
 
 @dataclass

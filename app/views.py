@@ -503,7 +503,7 @@ class RasterPanel(pn.viewable.Viewer):
         self.image = pn.widgets.IntSlider.from_param(
             self.state.param.image_index, label="live image", start=0,
             end=max(self.state.n_live - 1, 1), width=230, margin=(4, 12))
-        self.info = pn.pane.HTML("", margin=(4, 12), width=260,
+        self.info = StaticHTML("", margin=(4, 12), width=260,
                                  styles={"font-size": "0.85em", "color": "#444"})
         self.plots = pn.Column(pn.pane.Bokeh(self.plot.figure, sizing_mode="stretch_width"),
                                pn.pane.Bokeh(self.plot.output_figure, sizing_mode="stretch_width"),

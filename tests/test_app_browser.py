@@ -204,12 +204,16 @@ def test_auto_scale_moves_layer_rates_toward_the_target(app_page):
     assert st.config.for_layer(layer).scale_firing_rates > 2 * detuned
     # the bars show the emulation of the generation on screen (the app may recompute once
     # more after the calibration lands: compare with the result of that same generation)
-    wait_until(lambda: settled(dash) and shows_generation(page, "rates", st.generation), page,
-               what="the rate bars")
-    shown = st.emulation.result.rates()
-    bars = browser_source(page, "rates")["data"]
-    for name, rate in zip(bars["layer"], bars["rate"]):
-        assert rate == pytest.approx(shown[name])
+    # (the rate source is tagged with a generation twice: with the rate-mode estimates,
+    # then with the emulation: wait for the page to hold the emulated bars)
+    def bars_match() -> bool:
+        if not (settled(dash) and shows_generation(page, "rates", st.generation)):
+            return False
+        shown = st.emulation.result.rates()
+        bars = browser_source(page, "rates")["data"]
+        return all(rate == pytest.approx(shown[name]) for name, rate in zip(bars["layer"], bars["rate"]))
+
+    wait_until(bars_match, page, what="the rate bars of the emulation on screen")
     assert page.get_by_role("button", name="Undo").is_enabled()
 
 
