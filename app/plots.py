@@ -61,6 +61,39 @@ def _clip(text: str, limit: int = 90) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Whether two column values are equal (arrays by value, lists element by element)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
+                and a.dtype == b.dtype and np.array_equal(a, b))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+def set_columns(source: ColumnDataSource, cols: dict) -> list[str]:
+    """Give ``source`` the data ``cols``, sending the browser only the columns that changed.
+
+    ``source.data = cols`` re-sends every column; a core heatmap's factor column alone is
+    ~10 kB of JSON that most edits leave as it was. When the columns and their lengths are
+    the same, only the changed ones go out (``data.update`` sends just those). Returns the
+    names of the columns sent.
+    """
+    old = source.data
+    lengths = {len(v) for v in cols.values()}
+    if (set(old) != set(cols) or len(lengths) > 1
+            or any(len(old[k]) != len(v) for k, v in cols.items())):
+        source.data = cols
+        return list(cols)
+    changed = {k: v for k, v in cols.items() if not _same(old[k], v)}
+    if changed:
+        source.data.update(changed)
+    return list(changed)
+
+
 def _tag(sources: list[ColumnDataSource], generation: int) -> None:
     for s in sources:
         s.tags = [int(generation)]
@@ -130,8 +163,8 @@ class ProfilePlot:
         self._shown = key
         top = profile_top(profile, target_rate)
         curve, hist = profile_columns(profile, top)
-        self.curve.data = curve
-        self.hist.data = hist
+        set_columns(self.curve, curve)
+        set_columns(self.hist, hist)
         fig = self.figure
         fig.x_range.update(start=float(profile.x[0]), end=float(profile.x[-1]))
         fig.y_range.update(start=0.0, end=top)
@@ -219,7 +252,7 @@ class CoreHeatmap:
         fig = self.figure
         fig.x_range.factors = factors or [("chip 0", "0")]
         fig.xaxis.major_label_text_font_size = "8pt" if len(factors) <= 64 else "0pt"
-        self.source.data = cols
+        set_columns(self.source, cols)
         over = sum(1 for b in chip.blocks if b.overflows())
         peak = max((f for f in cols["fraction"]), default=0.0)
         text = (f"{chip.n_cores} cores on {chip.n_chips} chip{'s' if chip.n_chips != 1 else ''}"
@@ -283,7 +316,7 @@ class CoreCostHeatmap:
     def update(self, chip: Any, cost: Any, generation: int = 0) -> None:
         cols, factors = core_cost_columns(chip, cost)
         self.figure.x_range.factors = factors or [("chip 0", "0")]
-        self.source.data = cols
+        set_columns(self.source, cols)
         slowest = chip.blocks[cost.slowest_core].layer if cost.n_cores else "–"
         self.figure.title.text = _clip(f"Est. cost per core (vs the costliest) · slowest: "
                                        f"{slowest}")
@@ -348,7 +381,7 @@ class RatesPlot:
                target: float, on_chip: dict[str, bool], generation: int = 0, note: str = "") -> None:
         cols = rates_columns(layers, emulated, estimated, target, on_chip)
         self.figure.x_range.factors = list(layers)
-        self.source.data = cols
+        set_columns(self.source, cols)
         top = max([target] + cols["rate"] + cols["estimate"]) * 1.3
         self.figure.y_range.update(start=0.0, end=top)
         self.target.location = float(target)
@@ -439,7 +472,7 @@ class RasterPlot:
     def update(self, result: Any, image: int, layers: list[str], generation: int = 0,
                label: int | None = None, keras_prediction: int | None = None, stale: bool = False) -> None:
         cols = raster_columns(result, image, layers)
-        self.source.data = cols
+        set_columns(self.source, cols)
         steps = int(result.steps)
         n = len(cols["layer"])
         self.figure.x_range.update(start=0.0, end=float(steps))
@@ -451,7 +484,7 @@ class RasterPlot:
         pred = int(result.output[image, -1].argmax())
         if label is not None and 0 <= label < len(out["width"]):
             out["width"][label] = 3.5
-        self.output.data = out
+        set_columns(self.output, out)
         parts = [f"image {image}"]
         if label is not None:
             parts.append(f"label {label}")
@@ -501,5 +534,5 @@ class ImageThumb:
             return
         lo, hi = float(arr.min()), float(arr.max())
         norm = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-        self.source.data = {"image": [np.flipud(1.0 - norm)]}
+        set_columns(self.source, {"image": [np.flipud(1.0 - norm)]})
         self.figure.visible = True

@@ -271,8 +271,9 @@ def test_messages_say_what_happened(page, tmp_path):
     assert "codec" not in message and "not a text file" in message
     # the error is in view without scrolling the side bar
     shown = page.locator(".problem-banner").get_by_text("weights.json")
-    wait_until(lambda: shown.count() and shown.first.is_visible(), page, what="the banner")
-    assert in_viewport(page, shown.first)
+    # (polled: the banner's text node is replaced when another message arrives meanwhile)
+    wait_until(lambda: shown.count() and shown.first.is_visible() and in_viewport(page, shown.first),
+               page, what="the banner, in view")
     # a failed upload is not announced as complete
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")

@@ -520,3 +520,51 @@ def test_data_loading_does_not_import_the_state():
 
     code = "import sys, app.data, app.pipeline; sys.exit('app.state' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+# ---------------------------------------------------------------------------------------
+# only changed columns reach the browser
+# ---------------------------------------------------------------------------------------
+
+def _sent_columns(source, cols) -> list:
+    """The ColumnDataChanged/ModelChanged events ``set_columns`` makes a document send."""
+    from bokeh.document import Document
+    from bokeh.document.events import ColumnDataChangedEvent, ModelChangedEvent
+
+    from app.plots import set_columns
+
+    doc = Document()
+    doc.add_root(source)
+    events = []
+    doc.on_change(lambda event: events.append(event))
+    set_columns(source, cols)
+    doc.remove_root(source)
+    out = []
+    for e in events:
+        if isinstance(e, ColumnDataChangedEvent):  # cols None: the whole data replaced
+            out.append("data" if e.cols is None else sorted(e.cols))
+        elif isinstance(e, ModelChangedEvent):
+            out.append(e.attr)
+    return out
+
+
+def test_set_columns_sends_only_the_columns_that_changed():
+    from bokeh.models import ColumnDataSource
+
+    img = np.arange(6, dtype=np.float32).reshape(2, 3)
+    source = ColumnDataSource({"image": [img], "layer": ["conv0"], "core": [("chip 0", "0")]})
+    # same lengths, one array changed: only that column goes out
+    assert _sent_columns(source, {"image": [img + 1], "layer": ["conv0"],
+                                  "core": [("chip 0", "0")]}) == [["image"]]
+    np.testing.assert_array_equal(source.data["image"][0], img + 1)
+    assert source.data["layer"] == ["conv0"]
+    # nothing changed: nothing is sent
+    assert _sent_columns(source, {"image": [img + 1], "layer": ["conv0"],
+                                  "core": [("chip 0", "0")]}) == []
+    # a length change replaces the whole data (columns must stay equally long)
+    assert _sent_columns(source, {"image": [img, img], "layer": ["a", "b"],
+                                  "core": [("chip 0", "0"), ("chip 0", "1")]}) == ["data"]
+    assert source.data["layer"] == ["a", "b"]
+    # a dtype change of an array counts as a change
+    assert _sent_columns(source, {"image": [img, img.astype(np.float64)], "layer": ["a", "b"],
+                                  "core": [("chip 0", "0"), ("chip 0", "1")]}) == [["image"]]
