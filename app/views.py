@@ -327,7 +327,8 @@ class KpiStrip(pn.viewable.Viewer):
 
     def __init__(self, **params: Any):
         super().__init__(**params)
-        self.pane = StaticHTML("", sizing_mode="stretch_width", margin=(4, 6))
+        # the CSS goes once with the page, not with every update of the numbers
+        self.pane = StaticHTML("", sizing_mode="stretch_width", margin=(4, 6), stylesheets=[PANE_CSS])
         self.refresh()
 
     @staticmethod
@@ -409,7 +410,7 @@ class KpiStrip(pn.viewable.Viewer):
                      f"{reason} Results shown are from the last config that could.</div>")
         else:
             stale = "<div class='kpi-stale'>updating…</div>"
-        html = f"{_STYLE}<div class='kpi-row'>{''.join(cards)}{stale}</div>"
+        html = f"<div class='kpi-row'>{''.join(cards)}{stale}</div>"
         if html != self.pane.object:
             self.pane.object = html
 
