@@ -1,6 +1,6 @@
 """Wall time and peak memory of the CLI commands a user runs on the bundled example.
 
-    python bench/bench_cli.py [--repeats 5] [--sim-repeats 3]
+    python bench/bench_cli.py [--repeats 5] [--sim-repeats 3] [--only simulate] [--after-only]
 
 Each command runs as its own process (what a user waits for: interpreter start, imports,
 reading the model, the work), ``--repeats`` times after one untimed warm-up run (Numba
@@ -69,19 +69,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sim-repeats", type=int, default=3)
+    parser.add_argument("--only", action="append", default=None, metavar="WORD",
+                        help="only the commands whose name starts with WORD (repeatable)")
+    parser.add_argument("--after-only", action="store_true",
+                        help="skip the Keras-loader variant (its columns repeat the default's)")
     args = parser.parse_args()
+    variants = [("before", True), ("after", False)]
+    if args.after_only:
+        variants = [("before", False), ("after", False)]
     with tempfile.TemporaryDirectory() as tmp:
         cmds = commands(Path(tmp))
+        if args.only:
+            cmds = {k: v for k, v in cmds.items() if any(k.startswith(w) for w in args.only)}
         rows = []
         for name, argv in cmds.items():
             repeats = args.sim_repeats if name.startswith("simulate") else args.repeats
             run_once(argv, keras_loader=False)  # warm-up: Numba cache, OS file cache
             result = {}
-            for variant, keras_loader in (("before", True), ("after", False)):
+            for variant, keras_loader in variants[1:] if args.after_only else variants:
                 runs = [run_once(argv, keras_loader) for _ in range(repeats)]
                 walls = [w for w, _ in runs]
                 result[variant] = (statistics.median(walls), max(walls),
                                    max(r for _, r in runs))
+            if args.after_only:
+                result["before"] = result["after"]
             rows.append((name, result))
             print(f"  measured {name}", file=sys.stderr, flush=True)
     print(f"loihi-studio on {MODEL.name} ({os.cpu_count()} CPUs; wall p50/max over "
