@@ -159,7 +159,8 @@ def _expanded(c: CompiledChip) -> CompiledChip:
         perm[np.repeat(np.arange(n), np.diff(c.comp_fan_ptr))],
         n + np.repeat(np.arange(n_host), np.diff(c.host_fan_ptr))])
     src = np.repeat(src_of_entry, lengths)
-    order = np.lexsort((pos, src))
+    # by source, then by target: one stable sort of a combined key (faster than lexsort)
+    order = np.argsort(src * max(n, 1) + pos, kind="stable")
     counts = np.bincount(src, minlength=n + n_host)
     row_ptr = np.zeros(n + n_host + 1, np.int64)
     np.cumsum(counts, out=row_ptr[1:])
