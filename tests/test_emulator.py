@@ -188,3 +188,17 @@ def test_host_layer_integrated_in_the_kernel_equals_its_given_spike_train(neuron
             np.testing.assert_array_equal(a.spike_counts[name], b.spike_counts[name])
             np.testing.assert_array_equal(a.spikes[name], b.spikes[name])
         assert a.spike_counts[host].sum() > 0 and a.spike_counts["conv1"].sum() > 0
+
+
+def test_weights_are_int16_when_they_fit():
+    """Discretized weights (at most 127 · 2 · 64) always fit int16, which halves the bytes a
+    spike's row streams; anything larger stays exact as int32."""
+    from loihi_core.emulator.compiled import weight_array
+
+    emu = Emulator(map_to_chip(reference_network("tutorial_random")))
+    for layout in (emu._block_layout, emu.compiled):
+        assert layout.row_w.dtype == np.int16 and np.abs(layout.row_w).max() == 16256
+    assert weight_array(np.array([-32767, 5, 32767])).dtype == np.int16
+    big = weight_array(np.array([-32768, 40000]))
+    assert big.dtype == np.int32 and big.tolist() == [-32768, 40000]
+    assert weight_array(np.zeros(0, np.int64)).dtype == np.int16
