@@ -83,8 +83,8 @@ class EmulatorResult:
         out = {}
         seconds = self.steps * self.dt
         for name, counts in self.spike_counts.items():
-            # integer sums (exact) over the count: the same float as ``counts[active].mean()``
-            # without building the masked copy
+            # an exact integer sum over the number of active neurons: the same float as
+            # ``counts[active].mean()`` without building the masked copy
             n = np.count_nonzero(counts) if active_only else counts.size
             out[name] = float(counts.sum() / n / seconds) if n else 0.0
         return out
@@ -233,7 +233,9 @@ class Emulator:
             ``{name: neuron ids}`` (a subset, e.g. for rasters). Memory grows with what is
             recorded only.
         chunk_size
-            Images per batch in independent mode (bounds the working memory).
+            Images per batch (bounds the working memory): the streams that run in parallel
+            in independent mode, and in both modes the rows of the per-compartment spike
+            count buffer.
 
         Raises
         ------
