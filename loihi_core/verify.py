@@ -13,11 +13,19 @@ activations (the output of the Keras layer of the same name) with
 When max pooling was replaced by average pooling, the report also shows the cost: Keras
 (with max pooling) versus the converted network (average pooling, ideal rate neurons):
 the agreement of their predictions and, given labels, both accuracies.
+
+The Keras activations need not come from Keras: when the conversion is exact (relu-family
+neurons everywhere, no max → average pooling), the converted network with ideal rate
+neurons computes every Keras layer's output to float round-off (the converter's tests hold
+it to that on every supported architecture), so :func:`verify` takes them from there and
+never imports TensorFlow (seconds of start-up and ~0.5 GB). Otherwise, or with
+``reference="keras"``, it runs the Keras model.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,7 +46,8 @@ class LayerCheck:
     rate_max_abs_error, rate_mean_abs_error
         Keras activations vs rate mode with the configured neurons.
     ideal_max_abs_error
-        Keras activations vs rate mode with ideal (unquantized) rate neurons.
+        Keras activations vs rate mode with ideal (unquantized) rate neurons (``nan`` when
+        the ideal rate mode itself was the reference: see ``VerificationReport.reference``).
     keras_max
         Largest Keras activation (to read the errors against).
     spike_correlation
@@ -87,6 +96,9 @@ class VerificationReport:
     spike_accuracy: float | None = None
     pooling: PoolingCost | None = None
     notes: list[str] = field(default_factory=list)
+    #: where the Keras activations came from: ``"keras"`` (the Keras model's own forward
+    #: pass) or ``"ideal rate mode"`` (the exact conversion with ideal neurons; Keras not run)
+    reference: str = "keras"
 
     def worst_layer(self) -> str | None:
         """The first layer whose spiking correlation drops below 0.9 (``None``: all fine)."""
@@ -104,14 +116,18 @@ class VerificationReport:
         head = (f"{'layer':<16} {'shape':<14} {'chip':<4} {'rate max err':>12} "
                 f"{'rate mean err':>13} {'ideal err':>9} {'keras max':>9} "
                 f"{'spike corr':>10} {'mean Hz':>8} {'max Hz':>8} {'silent':>6}")
-        lines = [f"Verification on {self.n_images} images, {self.steps} steps each", head,
-                 "-" * len(head)]
+        lines = [f"Verification on {self.n_images} images, {self.steps} steps each"]
+        if self.reference != "keras":
+            lines.append("Keras activations from the exact conversion with ideal rate neurons "
+                         "(equal to Keras to float round-off; Keras not run)")
+        lines += [head, "-" * len(head)]
         for c in [*self.layers, self.output]:
             chip = "-" if c.on_chip is None else ("yes" if c.on_chip else "no")
             lines.append(
                 f"{c.name[:16]:<16} {str(tuple(c.shape))[:14]:<14} {chip:<4} "
                 f"{c.rate_max_abs_error:>12.4g} {c.rate_mean_abs_error:>13.4g} "
-                f"{c.ideal_max_abs_error:>9.3g} {c.keras_max:>9.4g} {_fmt(c.spike_correlation, 10, '.3f')} "
+                f"{_fmt(c.ideal_max_abs_error, 9, '.3g')} {c.keras_max:>9.4g} "
+                f"{_fmt(c.spike_correlation, 10, '.3f')} "
                 f"{_fmt(c.spike_mean_rate_hz, 8, '.1f')} {_fmt(c.spike_max_rate_hz, 8, '.1f')} "
                 f"{_fmt(c.silent_fraction, 6, '.0%')}")
         lines.append("")
@@ -191,14 +207,18 @@ def _accuracy(pred: np.ndarray, labels: np.ndarray | None) -> float | None:
     return None if labels is None else float(np.mean(pred == labels))
 
 
+REFERENCES = ("auto", "keras")
+
+
 def verify(model: Any, network: SpikingNetwork, images: np.ndarray, steps: int | None = None,
-           labels: np.ndarray | None = None) -> VerificationReport:
+           labels: np.ndarray | None = None, *, reference: str = "auto") -> VerificationReport:
     """Compare ``network`` with its Keras ``model`` layer by layer.
 
     Parameters
     ----------
     model
-        The ``keras.Model`` (or ``.keras`` path) the network was converted from.
+        The ``keras.Model`` (or ``.keras`` path, or the ``LayerGraph`` read from one) the
+        network was converted from.
     network
         The converted network.
     images
@@ -207,13 +227,28 @@ def verify(model: Any, network: SpikingNetwork, images: np.ndarray, steps: int |
         Presentation steps of the spiking run (default ``network.presentation_steps``).
     labels
         Optional integer class labels, to report accuracies.
+    reference
+        ``"auto"`` (default): the Keras activations come from the converted network with
+        ideal rate neurons when that is exact for it (:func:`exact_reference`), without
+        TensorFlow; else from Keras. ``"keras"``: always run the Keras model.
     """
     from .arguments import as_network
     from .arguments import presentation_steps as _steps
+    from .errors import ArgumentError
     from .inputs import check_labels, network_images
 
-    model = _keras_model(model)
+    if reference not in REFERENCES:
+        raise ArgumentError(f"reference: expected one of {', '.join(map(repr, REFERENCES))}, "
+                            f"got {reference!r}", "reference")
+    _check_model_kind(model)
     network = as_network(network, "network")
+    exact = reference == "auto" and exact_reference(network)
+    if exact:
+        from .graph import load_model  # without TensorFlow for a path
+
+        model = load_model(model)
+    else:
+        model = _keras_model(model)
     images = network_images(network, images, float32=True)
     labels = None if labels is None else check_labels(labels, len(images))
     steps = _steps(steps, "steps")
@@ -221,11 +256,16 @@ def verify(model: Any, network: SpikingNetwork, images: np.ndarray, steps: int |
     # the leaky-relu halves and the input encoder have no Keras layer of their own output
     names = [n for n, layer in network.layers.items() if layer.equals_keras_layer]
     model_out = network.readout.name
-    keras_acts = keras_activations(model, names, images)
-    keras_out = _keras_output(model, images)
 
     rate_out, rate_layers = run_rates(network, images, return_layers=True)
     ideal_out, ideal_layers = run_rates(network, images, return_layers=True, ideal=True)
+    if exact:
+        _check_layers(model, names)
+        keras_acts = {n: ideal_layers[n] for n in names}
+        keras_out = ideal_out
+    else:
+        keras_acts = keras_activations(model, names, images)
+        keras_out = _keras_output(model, images)
     spiking = run_spiking(network, images, steps)
     activities = spiking.activities
     rates = spiking.rates
@@ -241,7 +281,7 @@ def verify(model: Any, network: SpikingNetwork, images: np.ndarray, steps: int |
             name=name, shape=tuple(layer.shape), on_chip=layer.on_chip,
             rate_max_abs_error=float(np.abs(r - k).max()),
             rate_mean_abs_error=float(np.abs(r - k).mean()),
-            ideal_max_abs_error=float(np.abs(i - k).max()),
+            ideal_max_abs_error=math.nan if exact else float(np.abs(i - k).max()),
             keras_max=float(np.abs(k).max()),
             spike_correlation=_correlation(k, activities[name]),
             spike_mean_rate_hz=float(hz.mean()), spike_max_rate_hz=float(hz.max()),
@@ -253,7 +293,8 @@ def verify(model: Any, network: SpikingNetwork, images: np.ndarray, steps: int |
         name=model_out, shape=tuple(network.readout.shape), on_chip=None,
         rate_max_abs_error=float(np.abs(rate_out.reshape(n, -1) - k_out).max()),
         rate_mean_abs_error=float(np.abs(rate_out.reshape(n, -1) - k_out).mean()),
-        ideal_max_abs_error=float(np.abs(ideal_out.reshape(n, -1) - k_out).max()),
+        ideal_max_abs_error=(math.nan if exact
+                             else float(np.abs(ideal_out.reshape(n, -1) - k_out).max())),
         keras_max=float(np.abs(k_out).max()),
         spike_correlation=_correlation(k_out, spike_last))
     k_pred = k_out.argmax(axis=1)
@@ -271,14 +312,47 @@ def verify(model: Any, network: SpikingNetwork, images: np.ndarray, steps: int |
         rate_agreement=float(np.mean(r_pred == k_pred)),
         spike_agreement=float(np.mean(s_pred == k_pred)),
         keras_accuracy=_accuracy(k_pred, labels), rate_accuracy=_accuracy(r_pred, labels),
-        spike_accuracy=_accuracy(s_pred, labels), pooling=pooling, notes=list(network.notes))
+        spike_accuracy=_accuracy(s_pred, labels), pooling=pooling, notes=list(network.notes),
+        reference="ideal rate mode" if exact else "keras")
+
+
+def exact_reference(network: SpikingNetwork) -> bool:
+    """Whether ``network`` in rate mode with ideal neurons computes its Keras model.
+
+    True when every neuron layer is of the relu family (its ideal neuron is the relu
+    Keras computes; LIF neurons have another rate curve) and no max pooling was replaced
+    by average pooling: the conversion is then exact up to float round-off (float64
+    here against Keras' float32), layer by layer.
+    """
+    from .neurons import RectifiedLinear
+    from .simulate import ideal_neuron
+
+    return not network.max_pool_substituted and all(
+        isinstance(ideal_neuron(layer.neuron), RectifiedLinear)
+        for layer in network.layers.values())
+
+
+def _check_model_kind(model: Any) -> None:
+    from .errors import ArgumentError
+    from .graph import LayerGraph
+
+    if not (isinstance(model, (LayerGraph, str, os.PathLike))
+            or (hasattr(model, "layers") and hasattr(model, "predict"))):
+        raise ArgumentError(f"model: expected the keras.Model or the path of the .keras file "
+                            f"the network was converted from, got {type(model).__name__}",
+                            "model")
+
+
+def _check_layers(graph, names: list[str]) -> None:
+    missing = [n for n in names if n not in graph]
+    if missing:
+        raise ValueError(f"the Keras model has no layers {missing}; was the network converted "
+                         f"from another model?")
 
 
 def _keras_model(model: Any):
     """The ``keras.Model`` to compare against, from a model, a ``.keras`` path or a
     :class:`~loihi_core.graph.LayerGraph` read from a file (re-read with Keras)."""
-    import os
-
     from .errors import ArgumentError
     from .graph import LayerGraph, read_keras_file
 

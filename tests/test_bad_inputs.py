@@ -464,7 +464,11 @@ def test_verify_with_an_in_memory_graph_says_what_to_pass():
     assert g.source is None
     with pytest.raises(ArgumentError, match=r"model: verify runs the Keras model itself.*pass "
                                             r"the keras\.Model or the \.keras path"):
-        lc.verify(g, reference_network("dense_relu"), X16)
+        lc.verify(g, reference_network("dense_relu"), X16, reference="keras")
+    # an exact conversion needs only the graph (the ideal rate mode stands in for Keras)
+    assert lc.verify(g, reference_network("dense_relu"), X16).reference == "ideal rate mode"
+    with pytest.raises(ArgumentError, match=r"reference: expected one of 'auto', 'keras'"):
+        lc.verify(g, reference_network("dense_relu"), X16, reference="tf")
 
 
 @pytest.mark.parametrize("kwargs, error, message", [

@@ -66,6 +66,31 @@ def test_simulate_reproduces_the_reference_from_the_keras_file(tutorial_files, t
         assert list(z["predictions"]) == ref.info["predictions"]
 
 
+def test_simulate_stores_the_cost_models_figures_of_its_run(tutorial_files, tmp_path):
+    """``simulate`` prices the run from mean counts: the same floats, bit for bit, as
+    ``cost.estimate`` of the full per-image counts; rates equal ``EmulatorResult.rates``."""
+    from loihi_core import Emulator, convert, map_to_chip
+    from loihi_core.cost import estimate
+
+    ref, cfg, data = tutorial_files
+    out = tmp_path / "out.npz"
+    assert main(["simulate", str(ref.keras_path), "--config", str(cfg), "--inputs", str(data),
+                 "--out", str(out)]) == 0
+    chip = map_to_chip(convert(ref.keras_path, str(cfg)))
+    result = Emulator(chip).run(ref.arrays["images"])
+    report = estimate(chip, result)
+    with np.load(out) as z:
+        for key in ("energy_per_image_J", "time_per_step_s", "inferences_per_s", "static_power_W"):
+            assert float(z[f"cost/{key}"]) == getattr(report, key), key
+        for term, joules in report.energy_breakdown_J.items():
+            assert float(z[f"cost/energy/{term}"]) == joules, term
+        np.testing.assert_array_equal(z["cost/synops_per_core"], report.synops_per_core)
+        for name, rate in result.rates().items():
+            assert float(z[f"rates/{name}"]) == rate
+            np.testing.assert_array_equal(z[f"spike_counts/{name}"], result.spike_counts[name])
+    assert report.energy_per_image_J > 0
+
+
 def test_calibrate_writes_a_config_on_target(tutorial_files, tmp_path, capsys):
     ref, cfg, _ = tutorial_files
     rng = np.random.default_rng(1)

@@ -133,3 +133,72 @@ def test_block_and_expanded_layouts_give_the_same_spikes():
         np.testing.assert_array_equal(a.spikes[name], b.spikes[name])
     np.testing.assert_array_equal(a.output, b.output)
     assert list(a.synaptic_ops) == list(b.synaptic_ops)
+
+
+@pytest.mark.parametrize("expanded", [False, True])
+def test_chunks_give_the_same_result_as_one_batch(expanded):
+    """Spike counts go through a buffer of one chunk: any chunk size, either layout (the
+    block layout's compartments are not in neuron order), gives the same arrays."""
+    net = reference_network("tutorial_random")
+    emu = Emulator(map_to_chip(net))
+    if expanded:
+        emu.SMALL_RUN = 0
+    ref = load_case("tutorial_random").arrays["images"]  # 2 images that drive every layer
+    images = np.concatenate([ref, ref[::-1] * 0.8, ref[:1]])
+    for mode in ("independent", "sequential"):
+        whole = emu.run(images, 30, mode=mode, record="all")
+        parts = emu.run(images, 30, mode=mode, record="all", chunk_size=2)
+        np.testing.assert_array_equal(whole.output, parts.output)
+        np.testing.assert_array_equal(whole.synaptic_ops, parts.synaptic_ops)
+        for name in net.layers:
+            counts = parts.spike_counts[name]
+            assert counts.dtype == np.int64 and counts.flags.c_contiguous
+            np.testing.assert_array_equal(whole.spike_counts[name], counts)
+            np.testing.assert_array_equal(whole.spikes[name], parts.spikes[name])
+            np.testing.assert_array_equal(counts, parts.spikes[name].sum(axis=1))
+        assert whole.spike_counts["conv1"].sum() > 0
+
+
+@pytest.mark.parametrize("neuron", ["loihi relu", "ideal spiking relu"])
+def test_host_layer_integrated_in_the_kernel_equals_its_given_spike_train(neuron):
+    """The kernel's own float step of the host relu layer (no Python loop over time) gives
+    the spikes :func:`run_spiking` computes, which the general path feeds in."""
+    import dataclasses
+
+    from loihi_core.emulator.kernels import HOST_GIVEN, HOST_LOIHI_RELU, HOST_SPIKING_RELU
+    from loihi_core.neurons import SpikingRectifiedLinear
+
+    net = reference_network("tutorial_random")
+    host = next(name for name, layer in net.layers.items() if not layer.on_chip)
+    if neuron == "ideal spiking relu":
+        layer = net.layers[host]
+        net.layers[host] = dataclasses.replace(layer, neuron=SpikingRectifiedLinear())
+    emu = Emulator(map_to_chip(net))
+    assert emu._host_kind() == (HOST_LOIHI_RELU if neuron == "loihi relu" else HOST_SPIKING_RELU)
+    given = Emulator(map_to_chip(net))
+    given._host_kind = lambda: HOST_GIVEN
+    ref = load_case("tutorial_random").arrays["images"]
+    images = np.concatenate([ref, ref * 0.7])
+    for mode in ("independent", "sequential"):
+        a = emu.run(images, 30, mode=mode, record="all")
+        b = given.run(images, 30, mode=mode, record="all")
+        np.testing.assert_array_equal(a.output, b.output)
+        np.testing.assert_array_equal(a.synaptic_ops, b.synaptic_ops)
+        for name in net.layers:
+            np.testing.assert_array_equal(a.spike_counts[name], b.spike_counts[name])
+            np.testing.assert_array_equal(a.spikes[name], b.spikes[name])
+        assert a.spike_counts[host].sum() > 0 and a.spike_counts["conv1"].sum() > 0
+
+
+def test_weights_are_int16_when_they_fit():
+    """Discretized weights (at most 127 · 2 · 64) always fit int16, which halves the bytes a
+    spike's row streams; anything larger stays exact as int32."""
+    from loihi_core.emulator.compiled import weight_array
+
+    emu = Emulator(map_to_chip(reference_network("tutorial_random")))
+    for layout in (emu._block_layout, emu.compiled):
+        assert layout.row_w.dtype == np.int16 and np.abs(layout.row_w).max() == 16256
+    assert weight_array(np.array([-32767, 5, 32767])).dtype == np.int16
+    big = weight_array(np.array([-32768, 40000]))
+    assert big.dtype == np.int32 and big.tolist() == [-32768, 40000]
+    assert weight_array(np.zeros(0, np.int64)).dtype == np.int16

@@ -178,6 +178,24 @@ def test_commands_on_the_example_never_import_tensorflow(command, tmp_path):
         assert np.load(tmp_path / "o.npz")["predictions"].shape[0] == 4
 
 
+def test_verify_of_an_exact_conversion_imports_no_tensorflow():
+    """``verify`` takes the Keras activations from the exact ideal rate mode."""
+    code = ("import sys, numpy as np, loihi_core as lc\n"
+            f"data = np.load({str(EXAMPLE.with_name('mnist_test.npz'))!r})\n"
+            f"net = lc.convert({str(EXAMPLE)!r}, {str(EXAMPLE.with_suffix('.config.json'))!r})\n"
+            f"r = lc.verify({str(EXAMPLE)!r}, net, data['images'][:32], steps=20,\n"
+            "              labels=data['labels'][:32])\n"
+            "print(r.reference, len(r.layers), r.rate_agreement, r.keras_accuracy)\n"
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    summary, heavy = out.stdout.strip().splitlines()[-2:]
+    assert heavy == "[]", out.stdout + out.stderr
+    reference, n_layers, agreement, accuracy = summary.rsplit(" ", 3)
+    assert reference == "ideal rate mode" and int(n_layers) == 4
+    assert float(agreement) >= 0.9 and float(accuracy) >= 0.9
+
+
 def test_app_start_up_imports_no_tensorflow():
     code = ("import sys, app.dashboard, app.data\n"
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n")

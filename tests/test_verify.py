@@ -37,7 +37,8 @@ def conv_case():
 def test_verify_reports_every_neuron_layer_against_keras(conv_case):
     ref, model, net = conv_case
     images = ref.arrays["images"]
-    report = verify(model, net, images)
+    report = verify(model, net, images, reference="keras")
+    assert report.reference == "keras"
     assert [c.name for c in report.layers] == list(net.layers)
     assert report.n_images == 3 and report.steps == 60
     rate_out, rate_layers = run_rates(net, images, return_layers=True)
@@ -61,6 +62,34 @@ def test_verify_reports_every_neuron_layer_against_keras(conv_case):
     assert report.rate_agreement == np.mean(rate_out.argmax(1) == keras_out.argmax(1))
     assert report.spike_agreement == np.mean(spikes.predictions == keras_out.argmax(1))
     assert report.pooling is None and report.keras_accuracy is None
+
+
+def test_verify_takes_keras_activations_from_the_exact_ideal_rate_mode(conv_case):
+    """An exact conversion needs no Keras run: the report's figures equal the Keras ones
+    up to float32 round-off; LIF neurons (another rate curve) fall back to Keras."""
+    ref, model, net = conv_case
+    images, labels = ref.arrays["images"], np.array([0, 1, 2])
+    keras_report = verify(model, net, images, steps=20, labels=labels, reference="keras")
+    auto = verify(ref.keras_path, net, images, steps=20, labels=labels)
+    assert auto.reference == "ideal rate mode"
+    assert "Keras not run" in auto.to_table()
+    for a, k in zip([*auto.layers, auto.output], [*keras_report.layers, keras_report.output]):
+        assert a.name == k.name and math.isnan(a.ideal_max_abs_error)
+        assert k.ideal_max_abs_error <= 1e-5 * max(1.0, k.keras_max)
+        tol = 1e-5 * max(1.0, k.keras_max)
+        assert a.rate_max_abs_error == pytest.approx(k.rate_max_abs_error, abs=tol)
+        assert a.rate_mean_abs_error == pytest.approx(k.rate_mean_abs_error, abs=tol)
+        assert a.keras_max == pytest.approx(k.keras_max, abs=tol)
+        assert a.spike_correlation == pytest.approx(k.spike_correlation, abs=1e-5, nan_ok=True)
+        assert a.spike_mean_rate_hz == pytest.approx(k.spike_mean_rate_hz, rel=0, nan_ok=True)
+    assert (auto.rate_agreement, auto.spike_agreement, auto.keras_accuracy) == (
+        keras_report.rate_agreement, keras_report.spike_agreement, keras_report.keras_accuracy)
+    assert auto.to_dict()["output"]["ideal_max_abs_error"] is None
+    lif = convert(ref.keras_path, {"schema_version": 1, "neuron": "LoihiLIF",
+                                   "scale_firing_rates": 100, "synapse": 0.005})
+    assert verify(ref.keras_path, lif, images, steps=5).reference == "keras"
+    with pytest.raises(ValueError, match="has no layers"):
+        verify(load_case("dense_relu").keras_path, net, images, steps=5)
 
 
 def test_verify_report_table_and_dict(conv_case):

@@ -23,12 +23,27 @@ All arithmetic is float64 on the float32 Keras weights; the network stores float
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..network import Connection, full_kernel
+
+
+def _sparse():
+    """``scipy.sparse``, imported on first use: most models never build a sparse map, and
+    the import costs ~0.1 s of every CLI command's start-up."""
+    import scipy.sparse  # noqa: PLC0415
+
+    return scipy.sparse
+
+
+def _issparse(m) -> bool:
+    """``scipy.sparse.issparse`` without importing SciPy (nothing is sparse before it is)."""
+    module = sys.modules.get("scipy.sparse")
+    return module is not None and module.issparse(m)
+
 
 #: A composed map is kept as a dense matrix when it has at most this many entries and
 #: at least :data:`DENSE_FILL` of them are non-zero; otherwise it stays sparse.
@@ -90,7 +105,7 @@ class Identity(LinearOp):
         return np.asarray(x, np.float64) * self.scale
 
     def matrix(self):
-        return sp.identity(self.n, format="csr") * self.scale
+        return _sparse().identity(self.n, format="csr") * self.scale
 
     def scaled(self, factor):
         return Identity(self.n, self.scale * factor)
@@ -171,9 +186,10 @@ class Conv(LinearOp):
                 cols.append((pix_out[:, None] * f + out_ch[nz][None, :]).ravel())
                 vals.append(np.broadcast_to(weights[nz][None, :], (pix_in.size, int(nz.sum()))).ravel())
         if not rows:
-            return sp.csr_matrix((self.n_in, self.n_out))
-        return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                             shape=(self.n_in, self.n_out))
+            return _sparse().csr_matrix((self.n_in, self.n_out))
+        return _sparse().csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(self.n_in, self.n_out))
 
     def scaled(self, factor):
         return Conv(self.kernel * factor, self.strides, self.pad, self.groups, self.in_shape,
@@ -239,7 +255,7 @@ class Matrix(LinearOp):
 
     @classmethod
     def of(cls, m) -> "Matrix":
-        if sp.issparse(m):
+        if _issparse(m):
             m = m.tocsr()
             size = m.shape[0] * m.shape[1]
             if size <= DENSE_MAX_ENTRIES and m.nnz >= DENSE_FILL * size:
@@ -256,7 +272,7 @@ class Matrix(LinearOp):
 
     @property
     def is_sparse(self) -> bool:
-        return sp.issparse(self.m)
+        return _issparse(self.m)
 
     def apply(self, x):
         x = np.asarray(x, np.float64)
@@ -277,11 +293,11 @@ class Matrix(LinearOp):
 
 def _matmul(a, b):
     """``a @ b`` for any mix of dense and sparse matrices (dense when either is dense)."""
-    if sp.issparse(a) and sp.issparse(b):
+    if _issparse(a) and _issparse(b):
         return (a @ b).tocsr()
-    if sp.issparse(a):
+    if _issparse(a):
         return np.asarray(a @ b)
-    if sp.issparse(b):
+    if _issparse(b):
         return np.asarray((b.T @ a.T).T)
     return a @ b
 
@@ -292,7 +308,7 @@ def selection(in_shape: tuple[int, ...], out_shape: tuple[int, ...], index: np.n
     n_in, n_out = int(np.prod(in_shape)), int(np.prod(out_shape))
     keep = index >= 0
     rows = np.nonzero(keep)[0]
-    m = sp.csr_matrix((np.ones(rows.size), (rows, index[keep])), shape=(n_in, n_out))
+    m = _sparse().csr_matrix((np.ones(rows.size), (rows, index[keep])), shape=(n_in, n_out))
     return Matrix(m)
 
 
@@ -302,5 +318,5 @@ def gather(in_shape: tuple[int, ...], out_shape: tuple[int, ...], source: np.nda
     n_in, n_out = int(np.prod(in_shape)), int(np.prod(out_shape))
     keep = source >= 0
     cols = np.nonzero(keep)[0]
-    m = sp.csr_matrix((np.ones(cols.size), (source[keep], cols)), shape=(n_in, n_out))
+    m = _sparse().csr_matrix((np.ones(cols.size), (source[keep], cols)), shape=(n_in, n_out))
     return Matrix.of(m)

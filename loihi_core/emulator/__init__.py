@@ -83,11 +83,10 @@ class EmulatorResult:
         out = {}
         seconds = self.steps * self.dt
         for name, counts in self.spike_counts.items():
-            if active_only:
-                active = counts > 0
-                out[name] = float(counts[active].mean() / seconds) if active.any() else 0.0
-            else:
-                out[name] = float(counts.mean() / seconds)
+            # an exact integer sum over the number of active neurons: the same float as
+            # ``counts[active].mean()`` without building the masked copy
+            n = np.count_nonzero(counts) if active_only else counts.size
+            out[name] = float(counts.sum() / n / seconds) if n else 0.0
         return out
 
     def neuron_rates(self) -> dict[str, np.ndarray]:
@@ -234,7 +233,9 @@ class Emulator:
             ``{name: neuron ids}`` (a subset, e.g. for rasters). Memory grows with what is
             recorded only.
         chunk_size
-            Images per batch in independent mode (bounds the working memory).
+            Images per batch (bounds the working memory): the streams that run in parallel
+            in independent mode, and in both modes the rows of the per-compartment spike
+            count buffer.
 
         Raises
         ------
@@ -269,7 +270,11 @@ class Emulator:
                                                lambda name, ids: host_offset[name] + ids)
         n = images.shape[0]
         out_probe = np.zeros((n, steps, c.n_out))
-        counts = np.zeros((n, c.n_compartments), np.int64)
+        # chip spike counts: the kernels count per compartment into a buffer of one chunk,
+        # copied into the per-layer arrays after each chunk (memory: one chunk, not n images)
+        counts = np.zeros((min(n, chunk_size), c.n_compartments), np.int64)
+        layer_counts = {name: np.zeros((n, self.network.layers[name].n_neurons), np.int64)
+                        for name in c.layer_names}
         rec = np.zeros((n, steps, int(rec_col.max(initial=-1)) + 1), np.uint8)
         host_rec_out = np.zeros((n, steps, int(host_rec_col.max(initial=-1)) + 1), np.uint8)
         synops = np.zeros((n, 1), np.int64)
@@ -293,16 +298,30 @@ class Emulator:
 
         hc = (host_counts[c.host_layer] if kind != HOST_GIVEN
               else np.zeros((n, c.n_host), np.int64))
+        layer_columns = [(c.layer_slice(name), _layer_columns(c, name, layer_counts[name]))
+                         for name in c.layer_names]
+
+        def flush(start: int, m: int) -> None:
+            """Copy the first ``m`` rows of ``counts`` to images ``start:start+m``, clear them."""
+            for (sl, cols), out in zip(layer_columns, layer_counts.values()):
+                if cols is None:
+                    out[start:start + m] = counts[:m, sl]
+                else:
+                    out[start:start + m, cols] = counts[:m, sl]
+            counts[:m] = 0
+
         if mode == "independent":
             for start in range(0, n, chunk_size):
                 sl = slice(start, min(start + chunk_size, n))
+                m = sl.stop - sl.start
                 spikes, J = host_inputs(sl, sequential=False)
                 if kind == HOST_GIVEN:
                     shifted = np.zeros_like(spikes)
                     shifted[:, 1:] = spikes[:, :-1]
                     spikes = shifted
-                run_streams(spikes, kind, J, dt, *args, counts[sl], hc[sl], rec[sl],
+                run_streams(spikes, kind, J, dt, *args, counts[:m], hc[sl], rec[sl],
                             host_rec_out[sl], out_probe[sl], synops[sl])
+                flush(start, m)
         else:
             spikes, J = host_inputs(slice(0, n), sequential=True)
             if kind == HOST_GIVEN:
@@ -316,7 +335,11 @@ class Emulator:
             host_prev = np.zeros(c.n_host, np.bool_)
             for i in range(n):
                 run_stream(spikes[i], kind, J[i], host_v, dt, *args, *state, spiked, host_prev,
-                           counts[i], hc[i], rec[i], host_rec_out[i], out_probe[i], synops[i])
+                           counts[i % chunk_size], hc[i], rec[i], host_rec_out[i], out_probe[i],
+                           synops[i])
+                if (i + 1) % chunk_size == 0 or i + 1 == n:
+                    start = i - i % chunk_size
+                    flush(start, i + 1 - start)
 
         readout = self.network.readout
         tau = c.probe_taus
@@ -326,12 +349,7 @@ class Emulator:
         else:
             output = host_readout(out_probe, readout, tau, dt)
 
-        spike_counts = dict(host_counts)
-        for name in c.layer_names:
-            sl = c.layer_slice(name)
-            layer_counts = np.zeros((n, self.network.layers[name].n_neurons), np.int64)
-            layer_counts[:, c.comp_neuron[sl]] = counts[:, sl]
-            spike_counts[name] = layer_counts
+        spike_counts = {**host_counts, **layer_counts}
         spikes_out = dict(early_rec)
         for name, (a, b) in {**chip_rec, **host_rec}.items():
             spikes_out[name] = (rec if name in chip_rec else host_rec_out)[:, :, a:b]
@@ -393,6 +411,14 @@ class Emulator:
                 rec[name][sl] = result.spikes[name][:, :, plan[name]]
         parts = [result.spikes[h] for h in c.host_layers]
         return np.minimum(np.concatenate(parts, axis=2), 1).astype(np.uint8)
+
+
+def _layer_columns(c: CompiledChip, name: str, out: np.ndarray) -> np.ndarray | None:
+    """Neuron id of each of the layer's compartments, ``None`` when they are in order."""
+    cols = c.comp_neuron[c.layer_slice(name)]
+    if cols.size == out.shape[1] and np.array_equal(cols, np.arange(cols.size)):
+        return None
+    return cols
 
 
 def _comp_index(c: CompiledChip, name: str, ids: np.ndarray) -> np.ndarray:

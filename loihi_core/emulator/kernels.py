@@ -14,7 +14,12 @@ state (``independent`` mode, where streams run in parallel with ``prange``). Per
 
 Integer state is int64 and matches NengoLoihi's int32 emulator exactly. The accumulator
 is int32 like the reference's: it may wrap modulo 2**32, which does not change the 22-bit
-value the step uses.
+value the step uses. Weights are int16 when they fit (:mod:`.compiled`), else int32.
+
+Step 3 runs in two passes: a branch-free pass over every compartment (selects instead of
+``if``, so the CPU updates several compartments per instruction; it also clears the
+accumulator for the next step), then a scan for the compartments that spiked (counts,
+recording, readout, next step's sources). The host relu layer is integrated the same way.
 
 The host input layer is either given as a spike train (any neuron type, computed by
 :func:`loihi_core.simulate.run_spiking`) or, for the relu family driven by a constant
@@ -40,10 +45,54 @@ HOST_GIVEN, HOST_LOIHI_RELU, HOST_SPIKING_RELU = 0, 1, 2
 
 @njit(inline="always")
 def _decay(x, d, offset):
-    r = 4096 - offset - d
-    if x >= 0:
-        return (x * r) >> 12
-    return -(((-x) * r) >> 12)
+    """``sign(x) · ((|x| · (4096 - offset - d)) >> 12)``, written as a select."""
+    m = (abs(x) * (4096 - offset - d)) >> 12
+    return m if x >= 0 else -m
+
+
+@njit(inline="always")
+def _update_compartments(inp, decay_u, decay_v, vth, bias, refract, vmin, vmax, u, v, ref,
+                         spiked):
+    """Step 3 for every compartment, without branches; clears ``inp`` for the next step."""
+    for c in range(vth.shape[0]):
+        q = ((np.int64(inp[c]) + Q_HALF) & Q_MASK) - Q_HALF
+        inp[c] = 0
+        uc = _decay(u[c], decay_u[c], 1) + q
+        uc = ((uc + U_HALF) & U_MASK) - U_HALF
+        u[c] = uc
+        u2 = ((uc + bias[c] + U_HALF) & U_MASK) - U_HALF
+        vc = _decay(v[c], decay_v[c], 0) + u2
+        vc = min(max(vc, vmin[c]), vmax[c])
+        r = ref[c]
+        vc = 0 if r > 0 else vc
+        s = vc > vth[c]
+        r = refract[c] if s else r
+        v[c] = 0 if s else vc
+        ref[c] = r - 1 if r > 0 else r
+        spiked[c] = s
+
+
+@njit(inline="always")
+def _integrate_host(host_kind, host_J, dt, host_v, host_prev, host_k):
+    """One float step of the host relu layer (see the module doc), without branches:
+    ``host_prev`` gets the spikes, ``host_k`` the spikes per neuron (the ideal relu may
+    emit several in one step)."""
+    if host_kind == HOST_LOIHI_RELU:
+        for h in range(host_v.shape[0]):
+            vh = host_v[h] + host_J[h] * dt
+            s = vh > 1
+            host_v[h] = 0.0 if (s or vh < 0) else vh
+            host_prev[h] = s
+            host_k[h] = 1.0
+    else:
+        for h in range(host_v.shape[0]):
+            jh = host_J[h]
+            jh = 0.0 if jh < 0 else jh
+            vh = host_v[h] + jh * dt
+            k = np.floor(vh)
+            host_v[h] = vh - k
+            host_prev[h] = k > 0
+            host_k[h] = k
 
 
 @njit(inline="always")
@@ -97,8 +146,8 @@ def run_stream(host_spikes, host_kind, host_J, host_v, dt, decay_u, decay_v, vth
         if host_prev[h]:
             host_fired[n_host_fired] = h
             n_host_fired += 1
+    host_k = np.zeros(n_host)
     for t in range(steps):
-        inp[:] = 0
         if host_kind == HOST_GIVEN:
             n_host_fired = 0
             for h in range(n_host):
@@ -111,30 +160,13 @@ def run_stream(host_spikes, host_kind, host_J, host_v, dt, decay_u, decay_v, vth
                 ops += _add_row(inp, fan_dest[e], fan_row[e], seg_ptr, seg_off, seg_w0,
                                 seg_len, row_w)
         if host_kind != HOST_GIVEN:
+            _integrate_host(host_kind, host_J, dt, host_v, host_prev, host_k)
             n_host_fired = 0
             for h in range(n_host):
-                vh = host_v[h]
-                if host_kind == HOST_LOIHI_RELU:
-                    vh += host_J[h] * dt
-                    s = vh > 1
-                    if vh < 0:
-                        vh = 0.0
-                    if s:
-                        vh = 0.0
-                else:
-                    jh = host_J[h]
-                    if jh < 0:
-                        jh = 0.0
-                    vh += jh * dt
-                    k = np.floor(vh)
-                    vh -= k
-                    s = k > 0
-                host_v[h] = vh
-                host_prev[h] = s
-                if s:
+                if host_prev[h]:
                     host_fired[n_host_fired] = h
                     n_host_fired += 1
-                    host_counts[h] += 1 if host_kind == HOST_LOIHI_RELU else np.int64(k)
+                    host_counts[h] += np.int64(host_k[h])
                     if host_rec_col[h] >= 0:
                         host_rec_out[t, host_rec_col[h]] = 1
         for i in range(n_fired):
@@ -142,24 +174,11 @@ def run_stream(host_spikes, host_kind, host_J, host_v, dt, decay_u, decay_v, vth
             for e in range(comp_fan_ptr[c], comp_fan_ptr[c + 1]):
                 ops += _add_row(inp, fan_dest[e], fan_row[e], seg_ptr, seg_off, seg_w0,
                                 seg_len, row_w)
+        _update_compartments(inp, decay_u, decay_v, vth, bias, refract, vmin, vmax, u, v, ref,
+                             spiked)
         n_fired = 0
         for c in range(n):
-            q = ((np.int64(inp[c]) + Q_HALF) & Q_MASK) - Q_HALF
-            uc = _decay(u[c], decay_u[c], 1) + q
-            uc = ((uc + U_HALF) & U_MASK) - U_HALF
-            u[c] = uc
-            u2 = ((uc + bias[c] + U_HALF) & U_MASK) - U_HALF
-            vc = _decay(v[c], decay_v[c], 0) + u2
-            if vc < vmin[c]:
-                vc = vmin[c]
-            elif vc > vmax[c]:
-                vc = vmax[c]
-            if ref[c] > 0:
-                vc = 0
-            s = vc > vth[c]
-            if s:
-                vc = 0
-                ref[c] = refract[c]
+            if spiked[c]:
                 counts[c] += 1
                 fired_list[n_fired] = c
                 n_fired += 1
@@ -169,10 +188,6 @@ def run_stream(host_spikes, host_kind, host_J, host_v, dt, decay_u, decay_v, vth
                 if p >= 0:
                     for o in range(n_out):
                         probe_out[t, o] += probe_weights[p, o]
-            if ref[c] > 0:
-                ref[c] -= 1
-            v[c] = vc
-            spiked[c] = s
     synops[0] += ops
 
 

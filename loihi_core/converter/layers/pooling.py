@@ -8,9 +8,8 @@ default) it becomes average pooling with a warning and a note (``verify`` report
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
-from ..linear import Conv, Matrix, lift3
+from ..linear import Conv, Matrix, _sparse, lift3
 from ..planner import Planner
 from ..registry import register
 
@@ -61,7 +60,7 @@ def _same_average(in3, out3, pool, strides) -> Matrix:
             rows.append((pin[:, None] * c + ch).ravel())
             cols.append((pout[:, None] * c + ch).ravel())
             vals.append(np.repeat(1.0 / count[ok], c))
-    m = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+    m = _sparse().csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                       shape=(h * w * c, oh * ow * c))
     return Matrix(m)
 
