@@ -32,6 +32,25 @@ from .state import StudioState
 LOADING_DELAY = 1.0
 
 
+async def _flush_writes(timeout: float = 0.1) -> None:
+    """Wait (at most ``timeout`` s) until the session's pending websocket writes are done.
+
+    Panel writes the messages of an ``unlocked()`` block in tasks on the event loop; a
+    worker thread started right after them holds the GIL for most of each switch interval
+    and delayed them by 100–300 ms under load. Uses Panel's record of those tasks
+    (``panel.io.document._write_tasks``); without it, yields to the loop once.
+    """
+    try:
+        from panel.io.document import _write_tasks
+        tasks = [t for t in _write_tasks.get(pn.state.curdoc, []) if not t.done()]
+    except (ImportError, TypeError, AttributeError):
+        tasks = []
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout)
+    else:
+        await asyncio.sleep(0)
+
+
 def _in_server() -> bool:
     doc = pn.state.curdoc
     return bool(doc is not None and doc.session_context is not None)
@@ -101,10 +120,10 @@ class Runner(param.Parameterized):
                             break
                         with pn.io.unlocked():
                             self.state.accept(stage)
-                        # let the event loop write this stage's messages before the next
-                        # stage's thread competes with it for the GIL (the mapper is
-                        # mostly Python): the profile then reaches the page first
-                        await asyncio.sleep(0)
+                        # write this stage's messages before the next stage's thread
+                        # competes with the event loop for the GIL (the mapper is mostly
+                        # Python): the profile then reaches the page first
+                        await _flush_writes()
                     if finished:
                         self.runs += 1
                 finally:
