@@ -320,6 +320,23 @@ class LayerCard(pn.viewable.Viewer):
         return self._layout
 
 
+def cost_breakdown(cost: Any) -> str:
+    """The cost estimate's breakdown, one line each (the energy card's tooltip): energy per
+    layer and per term, the step time's parts, and the figure with the x86 cores' power."""
+    per_layer = sorted(cost.energy_per_layer_J.items(), key=lambda kv: -kv[1])
+    lines = ["energy per layer: " + ", ".join(f"{n} {e * 1e6:.1f} µJ" for n, e in per_layer),
+             "energy per term: " + ", ".join(f"{k.replace('_', ' ')} {e * 1e6:.1f} µJ"
+                                           for k, e in cost.energy_breakdown_J.items()),
+             "time per step: " + " + ".join(f"{k.replace('_', ' ')} {t * 1e9:.0f} ns"
+                                            for k, t in cost.time_breakdown_s.items())]
+    x86 = getattr(cost, "energy_per_image_with_x86_J", None)
+    if x86 is not None and getattr(cost, "x86_power_W", 0):
+        lines.append(f"with the x86 cores' {cost.x86_power_W * 1e3:.0f} mW (Blouw 2019): "
+                     f"{x86 * 1e6:.1f} µJ per image")
+    lines.append(f"static power (not included): {cost.static_power_W * 1e3:.0f} mW")
+    return "\n".join(lines)
+
+
 class KpiStrip(pn.viewable.Viewer):
     """The headline numbers: accuracy of emulator and Keras, cores, rates, energy proxy."""
 
@@ -332,8 +349,9 @@ class KpiStrip(pn.viewable.Viewer):
         self.refresh()
 
     @staticmethod
-    def _card(title: str, value: str, sub: str = "", color: str = "#0f2b46") -> str:
-        return (f"<div class='kpi'><div class='kpi-title'>{title}</div>"
+    def _card(title: str, value: str, sub: str = "", color: str = "#0f2b46", hover: str = "") -> str:
+        tip = f" title='{escape(hover, quote=True)}'" if hover else ""
+        return (f"<div class='kpi'{tip}><div class='kpi-title'>{title}</div>"
                 f"<div class='kpi-value' style='color:{color}'>{value}</div>"
                 f"<div class='kpi-sub'>{sub}</div></div>")
 
@@ -389,7 +407,8 @@ class KpiStrip(pn.viewable.Viewer):
                 cards.append(self._card("Energy / image (Loihi est.)",
                                         f"{cost.energy_per_image_J * 1e6:.1f} µJ",
                                         f"{cost.inferences_per_s:,.0f} images/s · "
-                                        f"{cost.time_per_step_s * 1e6:.2f} µs/step"))
+                                        f"{cost.time_per_step_s * 1e6:.2f} µs/step",
+                                        hover=cost_breakdown(cost)))
             ops = emu.result.synaptic_ops
             if ops is not None and len(ops):
                 cards.append(self._card("Synaptic ops / image", f"{float(np.mean(ops)) / 1e6:.2f} M",

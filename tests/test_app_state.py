@@ -568,3 +568,23 @@ def test_set_columns_sends_only_the_columns_that_changed():
     # a dtype change of an array counts as a change
     assert _sent_columns(source, {"image": [img, img.astype(np.float64)], "layer": ["a", "b"],
                                   "core": [("chip 0", "0"), ("chip 0", "1")]}) == [["image"]]
+
+
+def test_energy_card_breaks_the_estimate_down_per_layer_and_term():
+    import re
+
+    from app.data import load_example
+    from app.views import KpiStrip, cost_breakdown
+
+    st = StudioState(load_example(), auto_compute=True)
+    cost = st.emulation.cost
+    text = cost_breakdown(cost)
+    per_layer = dict(re.findall(r"(\S+) ([\d.]+) µJ", text.splitlines()[0].split(": ", 1)[1]))
+    assert set(per_layer) == set(cost.energy_per_layer_J)
+    # the per-layer parts add up to the card's figure (each rounded to 0.1 µJ)
+    assert sum(float(v) for v in per_layer.values()) == pytest.approx(
+        cost.energy_per_image_J * 1e6, abs=0.05 * len(per_layer) + 1e-9)
+    assert f"barrier {cost.time_breakdown_s['barrier'] * 1e9:.0f} ns" in text
+    assert "x86" in text and f"{cost.energy_per_image_with_x86_J * 1e6:.1f} µJ" in text
+    kpi = KpiStrip(state=st)
+    assert "title='energy per layer:" in kpi.pane.object
