@@ -226,10 +226,10 @@ class Dashboard(Actions, pn.viewable.Viewer):
         self.tune = pn.FlexBox(left, right, flex_wrap="wrap", align_items="flex-start",
                                sizing_mode="stretch_width")
         # the Network and Sweep tabs get their content when first selected: the page
-        # opens on Tune, and a third of the page's models (the sweep's figure and widgets)
-        # would otherwise be built and sent to every browser that never looks at them.
-        # Once shown, a tab keeps its content (Panel's dynamic tabs would re-send the Tune
-        # tab's plots on every switch back).
+        # opens on Tune, and the sweep's figure and widgets (~80 Bokeh models) would
+        # otherwise be sent to, and rendered by, every browser that never looks at them.
+        # Once shown, a tab keeps its content (Panel's dynamic tabs would detach the Tune
+        # tab and re-send all its plots on every switch back).
         lazy = {"Network": self.network_pane, "Sweep": self.sweep}
         self._lazy_tabs = {i: (pn.Column(sizing_mode="stretch_width", margin=0), content)
                            for i, content in enumerate(lazy.values(), start=1)}
