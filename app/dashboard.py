@@ -13,6 +13,7 @@ from typing import Any
 
 import panel as pn
 import param
+from panel.io.document import create_doc_if_none_exists
 from panel.theme import Fast
 
 from . import exporting, icons, lifecycle
@@ -24,6 +25,7 @@ from .state import StudioState
 from .sweep_view import SweepPanel
 from .views import (CoresPanel, KpiStrip, LayerCard, RasterPanel, RatesPanel, _alert, _show,
                     network_table)
+from .warmup import wait_warm
 
 ACCENT = "#0071c5"
 #: FilePond says "Upload complete" (in green) once the bytes arrived, before the app has
@@ -35,6 +37,8 @@ _DROPPER_CSS = """
   background-color: #6b7785; }
 """
 HEADER = "#0b2e4f"
+#: Longest a page waits for the server's warm-up before opening with a placeholder.
+WARM_UP_WAIT_S = 6.0
 
 
 #: Problem areas of actions, repeated in the banner above the results.
@@ -54,6 +58,20 @@ def _section(title: str) -> pn.pane.HTML:
 #: lower-cased class name.
 OfflineFast = type("Fast", (Fast,), {"_resources": {**Fast._resources, "font": {}},
                                       "__module__": __name__})
+
+
+class StudioTemplate(pn.template.FastListTemplate):
+    """Panel's FastListTemplate, attached to a session's document in one go.
+
+    The template adds its areas (side bar, main, header, modal, …) to the document one
+    root at a time, and Bokeh re-walks every model of the document after each: with the
+    document frozen meanwhile it walks them once (~0.3 s less per page load).
+    """
+
+    def _init_doc(self, doc: Any = None, *args: Any, **kwargs: Any) -> Any:
+        document = create_doc_if_none_exists(doc or pn.state.curdoc)
+        with document.models.freeze():
+            return super()._init_doc(document, *args, **kwargs)
 
 
 class Download(pn.widgets.FileDownload):
@@ -90,6 +108,9 @@ class Dashboard(Actions, pn.viewable.Viewer):
         self._wire()
         self.template = self._build_template()
         if bundle is None:
+            # right after a server start: wait (briefly) for the warm-up, so this page
+            # opens complete instead of in two steps, and its results are computed once
+            wait_warm(WARM_UP_WAIT_S)
             future = example_future()
             if future.done() and future.exception() is None:
                 bundle = future.result()  # the server is warm: build the page complete
@@ -203,15 +224,30 @@ class Dashboard(Actions, pn.viewable.Viewer):
             sizing_mode="stretch_width", styles={"flex": "1 1 460px", "min-width": "420px"})
         self.tune = pn.FlexBox(left, right, flex_wrap="wrap", align_items="flex-start",
                                sizing_mode="stretch_width")
-        self.tabs = pn.Tabs(("Tune", self.tune), ("Network", self.network_pane), ("Sweep", self.sweep),
+        # the Network and Sweep tabs get their content when first selected: the page
+        # opens on Tune, and the sweep's figure and widgets (~80 Bokeh models) would
+        # otherwise be sent to, and rendered by, every browser that never looks at them.
+        # Once shown, a tab keeps its content (Panel's dynamic tabs would detach the Tune
+        # tab and re-send all its plots on every switch back).
+        lazy = {"Network": self.network_pane, "Sweep": self.sweep}
+        self._lazy_tabs = {i: (pn.Column(sizing_mode="stretch_width", margin=0), content)
+                           for i, content in enumerate(lazy.values(), start=1)}
+        self.tabs = pn.Tabs(("Tune", self.tune),
+                            *((name, self._lazy_tabs[i][0]) for i, name in enumerate(lazy, start=1)),
                             sizing_mode="stretch_width", dynamic=False)
+        self.tabs.param.watch(self._on_tab, "active")
         self.banner = _alert()
         self.banner.css_classes = ["problem-banner"]
         self.main = pn.Column(self.kpi, self.banner, self.placeholder, self.tabs,
                               sizing_mode="stretch_width")
         self.tabs.visible = False
 
-    def _build_template(self) -> pn.template.FastListTemplate:
+    def _on_tab(self, event: param.parameterized.Event) -> None:
+        holder, content = self._lazy_tabs.pop(event.new, (None, None))
+        if holder is not None:
+            holder.objects = [content]
+
+    def _build_template(self) -> StudioTemplate:
         self.spinner = BusyIndicator(size=22, margin=(12, 6))
         self.runner.param.watch(lambda e: setattr(self.spinner, "value", e.new), "busy")
         status = pn.pane.HTML("<span style='color:#dbe7f3;font-size:0.9em'>Numba emulator · "
@@ -219,7 +255,7 @@ class Dashboard(Actions, pn.viewable.Viewer):
         # one root per template area: Bokeh re-walks every model of the document for each
         # root added, so 25 side-bar roots cost seconds per page load
         sidebar = pn.Column(*self.sidebar, sizing_mode="stretch_width", margin=0)
-        return pn.template.FastListTemplate(
+        return StudioTemplate(
             title="Loihi Studio", sidebar=[sidebar], main=[self.main],
             header=[pn.Row(pn.layout.HSpacer(), status, self.spinner, sizing_mode="stretch_width")],
             accent_base_color=ACCENT, header_background=HEADER, sidebar_width=370,

@@ -2,8 +2,9 @@
 
 Everything lives in :mod:`app.dashboard` (imported as the installed ``app`` package, so
 ``panel serve app``, ``launch.py`` and the tests share one copy of the code); this file
-only builds the session's page and starts the once-per-process warm-up (example model
-and Numba JIT) in the background.
+only builds the session's page. The once-per-process warm-up (example model and Numba
+JIT) starts when the server loads (``app_hooks.py``); the call here is a no-op then, and
+starts it for a server that skipped the hooks.
 """
 
 from app.dashboard import create_app

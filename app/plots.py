@@ -42,7 +42,8 @@ _SPIKES_PALETTE = tuple(reversed(Blues256))[90:]
 
 def _figure(height: int, **kw: Any):
     kw.setdefault("tools", "pan,wheel_zoom,box_zoom,reset,save")
-    fig = figure(height=height, sizing_mode="stretch_width", toolbar_location="above", **kw)
+    kw.setdefault("toolbar_location", "above")
+    fig = figure(height=height, sizing_mode="stretch_width", **kw)
     fig.toolbar.logo = None
     fig.toolbar.autohide = True
     fig.title.text_font_size = "10.5pt"
@@ -131,8 +132,12 @@ class ProfilePlot:
         self.curve = ColumnDataSource({"x": [], "chip": [], "ideal": []}, name=f"profile-{layer}")
         self.hist = ColumnDataSource({"left": [], "right": [], "top": [], "fraction": []},
                                      name=f"profile-hist-{layer}")
+        # no zoom or save tools (nor their toolbar): a page has one of these per layer, and
+        # each tool is a few more models to build, send and render at every page load;
+        # the hover read-outs stay
         fig = _figure(height, x_range=Range1d(0, 1), y_range=Range1d(0, 1100),
-                      x_axis_label="input (Keras units)", y_axis_label="rate (Hz)")
+                      x_axis_label="input (Keras units)", y_axis_label="rate (Hz)",
+                      tools="", toolbar_location=None)
         hist = fig.quad(left="left", right="right", top="top", bottom=0, source=self.hist,
                         fill_color=INPUTS, fill_alpha=0.45, line_color=None)
         ideal = fig.line("x", "ideal", source=self.curve, line_color=IDEAL, line_dash="dashed",

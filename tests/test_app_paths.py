@@ -340,3 +340,33 @@ def test_the_residual_example_shows_its_merge(page):
     wait_until(lambda: browser_source(page, "core-heatmap")["length"]
                == 4 * st.chip_stage.chip.n_cores, page, what="the heatmap")
 
+
+
+def test_network_and_sweep_tabs_are_filled_when_first_selected(page):
+    """The page opens without the Network and Sweep tabs' content (fewer models to send
+    and render); selecting a tab shows it, and it stays when the user switches back."""
+    page, dash = page
+    st = dash.state
+    assert browser_source(page, "sweep-points") is None
+    assert page.locator(".net-table").count() == 0
+    page.locator(".bk-tab").filter(has_text="Network").click()
+    table = page.locator(".net-table").first
+    wait_until(lambda: table.count() and table.is_visible(), page, what="the network table")
+    for name in st.layers:
+        assert name in table.inner_text(), name
+    page.locator(".bk-tab").filter(has_text="Sweep").click()
+    wait_until(lambda: browser_source(page, "sweep-points") is not None, page, what="the sweep plot")
+    assert page.locator(".sweep-file input[type=file]").count() == 1
+    page.locator(".bk-tab").filter(has_text="Tune").click()
+    page.locator(".bk-tab").filter(has_text="Sweep").click()
+    shown = dash.tabs[2].objects
+    assert len(shown) == 1 and shown[0] is dash.sweep.layout  # built once, kept
+    # the Tune tab's plots stayed in the page meanwhile: a change still reaches them
+    page.locator(".bk-tab").filter(has_text="Tune").click()
+    layer = next(n for n, t in st.layers.items() if t.on_chip)
+    before = st.generation
+    entry = page.locator(f".layer-{layer} .scale-entry input")
+    entry.fill(f"{st.layers[layer].scale_firing_rates * 1.5:.4g}")
+    entry.press("Enter")
+    wait_until(lambda: settled(dash) and st.generation > before
+               and shows_generation(page, "raster", st.generation), page, what="the raster update")
