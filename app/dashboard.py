@@ -30,9 +30,11 @@ from .warmup import wait_warm
 ACCENT = "#0071c5"
 #: FilePond says "Upload complete" (in green) once the bytes arrived, before the app has
 #: read them: a file the app then refuses would look accepted. The transfer status and
-#: its colour are hidden; the side bar's own message says whether the file was used.
+#: its colour are hidden, and so is FilePond's live region, which announces the same
+#: "upload complete" to screen readers; the side bar's own message (and the banner) says
+#: whether the file was used.
 _DROPPER_CSS = """
-.filepond--file-status { display: none; }
+.filepond--file-status, .filepond--assistant { display: none; }
 .filepond--item-panel, [data-filepond-item-state='processing-complete'] .filepond--item-panel {
   background-color: #6b7785; }
 """

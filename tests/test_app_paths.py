@@ -279,6 +279,9 @@ def test_messages_say_what_happened(page, tmp_path):
     bad.write_bytes(b"not a zip")
     page.locator(".upload input[type=file]").set_input_files(str(bad))
     wait_until(lambda: st.problems_for("data"), page, what="the data error")
+    # FilePond has finished (and announced) the transfer: nothing may say "complete" now
+    done = page.locator("[data-filepond-item-state='processing-complete']")
+    wait_until(lambda: done.count() > 0, page, what="FilePond to finish the transfer")
     page.wait_for_timeout(300)
     completes = page.get_by_text("Upload complete")
     assert all(not completes.nth(i).is_visible() for i in range(completes.count()))
