@@ -178,8 +178,7 @@ class Dashboard(Actions, pn.viewable.Viewer):
                                                  sizing_mode="stretch_width")
         self.import_alert = _alert()
         self.export_alert = _alert()
-        self.export_warning = _alert("warning")
-        self.export_warning.css_classes = ["export-warning"]
+        self.export_warning = _alert("warning", css_classes=["export-warning"])
         self.export_notes = _alert("info")
         self.headless = pn.pane.HTML(
             "<div style='font-size:0.8em;color:#5b6675'>Headless, the exported file gives the same "
@@ -238,8 +237,7 @@ class Dashboard(Actions, pn.viewable.Viewer):
                             *((name, self._lazy_tabs[i][0]) for i, name in enumerate(lazy, start=1)),
                             sizing_mode="stretch_width", dynamic=False)
         self.tabs.param.watch(self._on_tab, "active")
-        self.banner = _alert()
-        self.banner.css_classes = ["problem-banner"]
+        self.banner = _alert(css_classes=["problem-banner"])
         self.main = pn.Column(self.kpi, self.banner, self.placeholder, self.tabs,
                               sizing_mode="stretch_width")
         self.tabs.visible = False

@@ -68,14 +68,6 @@ class MessageBox:
                                css_classes=["message-box", *(css_classes or [])])
 
     @property
-    def css_classes(self) -> list[str]:
-        return list(self.pane.css_classes)
-
-    @css_classes.setter
-    def css_classes(self, value: list[str]) -> None:
-        self.pane.css_classes = ["message-box", *value]
-
-    @property
     def object(self) -> str:
         return self._object
 
@@ -158,10 +150,6 @@ class ProgressBar:
         self._margin = margin
         self.pane = StaticHTML("", sizing_mode="stretch_width", margin=0,
                                css_classes=["action-progress"])
-
-    @property
-    def active(self) -> bool:
-        return bool(self.pane.object)
 
     def update(self, value: int, total: int, text: str = "") -> None:
         """Show ``value`` of ``total`` done, with ``text`` under the bar."""

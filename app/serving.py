@@ -14,6 +14,12 @@ import time
 import urllib.request
 from typing import Any
 
+#: Debian's Chromium and the flags the browser tests and benches drive it with (headless,
+#: no sandbox inside containers, nothing fetched from the network).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--disable-quic"]
 #: Largest websocket message the server accepts (a model upload arrives as one message).
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 

@@ -20,6 +20,7 @@ from loihi_core.errors import LoihiStudioError
 from .data import read_upload
 from .plots import ACCENT, DANGER, _figure
 from .state import StudioState
+from .messages import MessageBox
 from .views import problems_markdown
 
 #: Result columns that are not swept parameters.
@@ -109,7 +110,7 @@ class SweepPanel(pn.viewable.Viewer):
         self.apply = pn.widgets.Button(label="Apply to the tuning", color="primary", disabled=True,
                                        width=200, margin=(24, 8, 4, 8))
         self.summary = pn.pane.HTML("", margin=(4, 8), styles={"font-size": "0.9em", "color": "#444"})
-        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, margin=(4, 8))
+        self.alert = MessageBox("danger", margin=(4, 8), font_size="1em")
         self.file.param.watch(self._on_file, "value")
         self.apply.on_click(self._on_apply)
         self.layout = pn.Column(
@@ -156,9 +157,9 @@ class SweepPanel(pn.viewable.Viewer):
         try:
             df = load_results_bytes(event.new, name)
         except LoihiStudioError as exc:
-            self.alert.object, self.alert.visible = str(exc), True
+            self.alert.object = str(exc)
             return
-        self.alert.visible = False
+        self.alert.object = ""
         self.load(df, name)
 
     def _on_tap(self, attr: str, old: list, new: list) -> None:
@@ -173,7 +174,6 @@ class SweepPanel(pn.viewable.Viewer):
         ok = self.state.apply_external(config_of(self.df.loc[row]), f"sweep row {row}", "sweep")
         problems = self.state.problems_for("sweep")
         self.alert.object = problems_markdown(problems)
-        self.alert.visible = bool(problems)
         return ok
 
     def _on_apply(self, event: Any) -> None:

@@ -73,9 +73,9 @@ def problems_markdown(problems: list[Problem]) -> str:
     return "\n".join(lines)
 
 
-def _alert(alert_type: str = "danger") -> MessageBox:
+def _alert(alert_type: str = "danger", css_classes: list[str] | None = None) -> MessageBox:
     """A message box: empty (not hidden) when there is nothing to say (see app.messages)."""
-    return MessageBox(alert_type)
+    return MessageBox(alert_type, css_classes=css_classes)
 
 
 def _show(alert: MessageBox, problems: list[Problem]) -> None:
@@ -329,10 +329,9 @@ def cost_breakdown(cost: Any) -> str:
                                            for k, e in cost.energy_breakdown_J.items()),
              "time per step: " + " + ".join(f"{k.replace('_', ' ')} {t * 1e9:.0f} ns"
                                             for k, t in cost.time_breakdown_s.items())]
-    x86 = getattr(cost, "energy_per_image_with_x86_J", None)
-    if x86 is not None and getattr(cost, "x86_power_W", 0):
+    if cost.x86_power_W:
         lines.append(f"with the x86 cores' {cost.x86_power_W * 1e3:.0f} mW (Blouw 2019): "
-                     f"{x86 * 1e6:.1f} µJ per image")
+                     f"{cost.energy_per_image_with_x86_J * 1e6:.1f} µJ per image")
     lines.append(f"static power (not included): {cost.static_power_W * 1e3:.0f} mW")
     return "\n".join(lines)
 

@@ -35,9 +35,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-quic"]
 REFERENCE = ROOT / "tests" / "data" / "reference"
 UPLOADS = ("tutorial_random", "conv_relu", "dense_relu", "dense_lif")
 
@@ -145,7 +142,7 @@ async def run(args) -> int:
 
     from playwright.async_api import async_playwright
 
-    from app.serving import serve_dashboard
+    from app.serving import CHROMIUM, CHROMIUM_ARGS, serve_dashboard
 
     errors = Errors()
     logging.getLogger().addHandler(errors)
@@ -157,7 +154,7 @@ async def run(args) -> int:
     failures = []
     try:
         async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             with tempfile.TemporaryDirectory() as tmp:
                 # baseline: one session alone, same edits
                 base = await session_work(0, browser, url, sessions, lock, args.edits, Path(tmp))

@@ -36,10 +36,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-quic"]
 CLOSED = "session closed ("
 
 #: The raster source's generation tag in the page (or -1 before it exists).
@@ -191,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from app.serving import free_port
+    from app.serving import CHROMIUM, CHROMIUM_ARGS, free_port
 
     with tempfile.TemporaryDirectory(prefix="loihi-soak-") as tmp:
         t0 = time.perf_counter()

@@ -43,9 +43,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-quic"]
 
 #: Resolves (to the latency in ms, measured in the page) once every named source carries a
 #: generation >= g in its tags. ``"profiles"`` stands for every activation-profile source of
@@ -193,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from app.serving import serve_dashboard
+    from app.serving import CHROMIUM, CHROMIUM_ARGS, serve_dashboard
 
     rows: dict[str, list[float]] = {k: [] for k in TARGETS}
     wall: dict[str, list[float]] = {k: [] for k in TARGETS}
@@ -202,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         rows[label].append(s.timed(act, names))
         wall[label].append(s.last_wall)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         if not args.no_cold:
             listening, loaded = cold_start(browser)
             print(f"cold: `panel serve app` listening after {listening / 1000:.1f} s; "

@@ -17,14 +17,11 @@ import numpy as np
 import pytest
 
 import loihi_core
+from app.serving import CHROMIUM, CHROMIUM_ARGS
 from app.state import _round_sig, format_block_shape
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-quic"]
 TIMEOUT = 60.0
 
 #: JS: a named ColumnDataSource of the page's document, as plain values (or null).

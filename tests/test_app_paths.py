@@ -80,6 +80,18 @@ def alert_texts(locator) -> str:
     return " ".join(locator.locator("li").all_inner_texts()) if locator.is_visible() else ""
 
 
+def overflow_a_core(page, dash) -> str:
+    """Type a block shape as large as a big on-chip layer (one core cannot hold it) and wait
+    for the over-limit mapping; return the layer."""
+    st = dash.state
+    layer = next(n for n, t in st.layers.items() if t.on_chip and t.n_neurons > 1024)
+    entry = page.locator(f".layer-{layer} .block-entry input")
+    entry.fill(", ".join(str(s) for s in st.layers[layer].shape))
+    entry.press("Enter")
+    wait_until(lambda: st.blocked and not dash.runner.busy, page, what="the over-limit mapping")
+    return layer
+
+
 def in_viewport(page, locator) -> bool:
     box = locator.bounding_box()
     size = page.viewport_size
@@ -162,11 +174,7 @@ def test_messages_disappear_with_their_cause(page, tmp_path):
     export notes with the format they belong to."""
     page, dash = page
     st = dash.state
-    layer = next(n for n, t in st.layers.items() if t.on_chip and t.n_neurons > 1024)
-    entry = page.locator(f".layer-{layer} .block-entry input")
-    entry.fill(", ".join(str(s) for s in st.layers[layer].shape))
-    entry.press("Enter")
-    wait_until(lambda: st.blocked and not dash.runner.busy, page, what="the over-limit mapping")
+    layer = overflow_a_core(page, dash)
     page.get_by_role("button", name="Run 200 images").click()
     wait_until(lambda: st.problems_for("run"), page, what="the Run error")
     page.get_by_role("button", name="Undo").click()
@@ -238,11 +246,7 @@ def test_exports_of_a_config_that_cannot_run_say_so(page):
     """Problem 6: a warning before downloading; no server traceback on any format."""
     page, dash = page
     st = dash.state
-    layer = next(n for n, t in st.layers.items() if t.on_chip and t.n_neurons > 1024)
-    entry = page.locator(f".layer-{layer} .block-entry input")
-    entry.fill(", ".join(str(s) for s in st.layers[layer].shape))
-    entry.press("Enter")
-    wait_until(lambda: st.blocked and not dash.runner.busy, page, what="the over-limit mapping")
+    overflow_a_core(page, dash)
     warning = page.locator(".export-warning").get_by_text("cannot run on the chip")
     wait_until(lambda: warning.count() and warning.first.is_visible(), page, what="the export warning")
     fmt = page.locator("select").filter(has_text="Tuned config")
